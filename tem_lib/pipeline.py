@@ -1,0 +1,158 @@
+"""Execute the numbered notebooks headless, in order, through papermill.
+
+``./run_all.sh`` sets up the environment and calls ``python -m tem_lib.pipeline``.
+Parameters come from ``profiles/<profile>.yaml``: the ``common`` section and the
+notebook's own section (keyed by its name, e.g. ``01_data_exploration``), filtered to the
+parameters the notebook declares. Executed copies go to ``runs/<profile>/``. A notebook whose
+executed copy exists for the same parameters and the same notebook source is skipped unless
+``force``; the first failure stops the run, naming the notebook and the cell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .utils import read_json, stable_hash, write_json
+from .workspace import project_root
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def list_notebooks(notebooks_dir: Path) -> list[Path]:
+    return sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_profile(profile: str, root: Path) -> dict:
+    path = root / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no such profile; known profiles: {known}")
+    with open(path) as f:
+        d = yaml.safe_load(f) or {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of sections")
+    return d
+
+
+def notebook_parameters(nb_path: Path, profile: dict, overrides: dict) -> dict:
+    """Profile values (common, then the notebook's section, then overrides) for the
+    parameters this notebook declares in its ``parameters`` cell."""
+    import papermill
+    declared = papermill.inspect_notebook(str(nb_path))
+    merged = {**profile.get("common", {}), **profile.get(nb_path.stem, {}), **overrides}
+    unknown = set(profile.get(nb_path.stem, {})) - set(declared)
+    if unknown:
+        raise ValueError(f"profile section {nb_path.stem!r} sets {sorted(unknown)}, which "
+                         f"{nb_path.name} does not declare")
+    return {k: v for k, v in merged.items() if k in declared}
+
+
+def _kernel_name() -> str:
+    """A kernel that runs this interpreter: ours if registered for it, else 'python3'
+    (ipykernel's built-in spec, which uses the current interpreter)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    try:
+        spec = KernelSpecManager().get_kernel_spec("tem-lib")
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return "tem-lib"
+    except Exception:  # noqa: BLE001 - no such kernel: fall back
+        pass
+    return "python3"
+
+
+def run_notebook(nb_path: Path, out_path: Path, params: dict, cwd: Path) -> None:
+    import papermill
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.running.ipynb")
+    try:
+        papermill.execute_notebook(str(nb_path), str(tmp), parameters=params,
+                                   kernel_name=_kernel_name(), cwd=str(cwd),
+                                   progress_bar=False, log_output=False)
+    except papermill.PapermillExecutionError as e:
+        failed = out_path.with_name(out_path.stem + ".failed.ipynb")
+        tmp.replace(failed)
+        raise NotebookFailed(f"{nb_path.name} failed in cell {e.exec_count} "
+                             f"(index {e.cell_index}): {e.ename}: {e.evalue}\n"
+                             f"  executed copy with the traceback: {failed}") from None
+    tmp.replace(out_path)
+
+
+def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrides=None,
+                 runs_dir=None, root=None, log=print) -> list[dict]:
+    """Run the notebooks of ``profile``; return one record per notebook (ran/skipped, s)."""
+    root = Path(root or project_root())
+    prof = load_profile(profile, root)
+    overrides = overrides or {}
+    runs_dir = Path(runs_dir or root / "runs" / profile)
+    notebooks = list_notebooks(root / "notebooks")
+    if only:
+        wanted = {str(o).zfill(2) for o in only}
+        notebooks = [nb for nb in notebooks if nb.name[:2] in wanted]
+        if not notebooks:
+            raise ValueError(f"--only {sorted(wanted)} matches no notebook in {root / 'notebooks'}")
+    records = []
+    for k, nb in enumerate(notebooks, 1):
+        params = notebook_parameters(nb, prof, overrides)
+        key = stable_hash({"params": params, "notebook": nb.read_text()})
+        out = runs_dir / nb.name
+        stamp = runs_dir / f"{nb.stem}.done.json"
+        if not force and out.is_file() and stamp.is_file() and read_json(stamp).get("key") == key:
+            log(f"[{k}/{len(notebooks)}] {nb.name}: up to date, skipped (--force reruns it)")
+            records.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0})
+            continue
+        log(f"[{k}/{len(notebooks)}] {nb.name} ({profile}) ... ", end="")
+        sys.stdout.flush()
+        t0 = time.perf_counter()
+        stamp.unlink(missing_ok=True)
+        run_notebook(nb, out, params, root)
+        dt = time.perf_counter() - t0
+        write_json(stamp, {"key": key, "params": params, "seconds": round(dt, 1)})
+        log(f"done in {dt:.1f} s")
+        records.append({"notebook": nb.name, "status": "ran", "seconds": dt})
+    return records
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tem_lib.pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
+    ap.add_argument("--only", action="append", default=None,
+                    help="run only these notebooks by number (e.g. --only 01 --only 02, or 01,02)")
+    ap.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"), help="override a parameter (JSON value)")
+    ap.add_argument("--runs-dir", default=None,
+                    help="where executed notebooks go (default runs/<profile>)")
+    args = ap.parse_args(argv)
+    only = [o for item in (args.only or []) for o in item.split(",") if o] or None
+    overrides = {k: _parse_value(v) for k, v in args.param}
+    t0 = time.perf_counter()
+    try:
+        run_pipeline(args.profile, only, args.force, overrides, runs_dir=args.runs_dir,
+                     log=lambda *a, **kw: print(*a, **kw, flush=True))
+    except NotebookFailed as e:
+        print(f"\nFAILED: {e}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as e:
+        print(f"\nERROR: {e}", file=sys.stderr)
+        return 2
+    print(f"all notebooks of profile {args.profile!r} done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

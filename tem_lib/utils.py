@@ -1,0 +1,120 @@
+"""Small shared helpers: seeding, device choice, atomic writes, provenance."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PROVENANCE_PACKAGES = ("tem_lib", "numpy", "scipy", "scikit-image", "torch", "torchvision",
+                       "diffusers", "pycocotools")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generator:
+    """Seed python, numpy and torch; return a numpy Generator for explicit use.
+
+    ``deterministic=True`` switches torch to deterministic kernels (slower), as diffusers'
+    ``enable_full_determinism`` does.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+        torch.manual_seed(seed)
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+    except ImportError:
+        pass
+    return np.random.default_rng(seed)
+
+
+def get_device(device: str = "auto"):
+    """``"auto"`` -> cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
+    import torch
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj, indent: int = 1) -> None:
+    """Write JSON atomically (sorted keys, so equal content gives equal bytes)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def stable_hash(obj) -> str:
+    """Short content hash of a JSON-serialisable object (key order does not matter)."""
+    s = json.dumps(obj, sort_keys=True, default=_json_default)
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+
+def provenance() -> dict:
+    """Package versions and git revision, stored next to every artifact."""
+    versions = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    return {"versions": versions, "git_revision": rev}

@@ -1,0 +1,67 @@
+"""Plotting helpers shared by the notebooks: overlays and figure saving with data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import to_rgb
+
+from .classes import BY_ID
+from .data.sample import Sample
+from .utils import atomic_path, write_json
+
+
+def overlay(sample: Sample, alpha: float = 0.35, outline: bool = True) -> np.ndarray:
+    """RGB float [H, W, 3] of the image with class-coloured instance masks."""
+    from scipy import ndimage
+    rgb = np.repeat(sample.image[..., None], 3, axis=2).astype(np.float32)
+    for inst in sample.instances:
+        h, w = inst.mask.shape
+        view = rgb[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w]
+        color = np.array(to_rgb(BY_ID[inst.category_id].color), np.float32)
+        m = inst.mask
+        if outline:
+            m = m & ~ndimage.binary_erosion(m, border_value=0)
+            view[m] = color
+        else:
+            view[m] = (1 - alpha) * view[m] + alpha * color
+    return rgb
+
+
+def show_samples(samples: list[Sample], ncols: int = 4, size: float = 3.0, titles=True):
+    """Grid of image / overlay pairs (two rows per row of samples)."""
+    n = len(samples)
+    nrows = 2 * int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, s in enumerate(samples):
+        r, c = 2 * (k // ncols), k % ncols
+        axes[r, c].imshow(s.image, cmap="gray", vmin=0, vmax=1)
+        axes[r + 1, c].imshow(overlay(s))
+        if titles:
+            axes[r, c].set_title(s.name if len(s.name) < 32 else s.name[:29] + "...", fontsize=7)
+    handles = [plt.Line2D([], [], color=BY_ID[c].color, lw=3, label=BY_ID[c].display)
+               for c in sorted({i.category_id for s in samples for i in s.instances})]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = None,
+                formats=("png",)) -> Path:
+    """Save ``fig`` as ``figures_dir/name.{png,...}`` with the data behind it
+    (``name.csv``, from a DataFrame) and the parameters that made it (``name.json``)."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        with atomic_path(figures_dir / f"{name}.{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+    if data is not None:
+        with atomic_path(figures_dir / f"{name}.csv") as tmp:
+            data.to_csv(tmp, index=False)
+    if params is not None:
+        write_json(figures_dir / f"{name}.json", params)
+    return figures_dir / f"{name}.{formats[0]}"
