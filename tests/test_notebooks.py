@@ -1,0 +1,85 @@
+"""Every notebook runs headless under the smoke profile; assert on what it wrote."""
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from tem_lib.data.splits import load_splits
+from tem_lib.pipeline import NotebookFailed, list_notebooks, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    overrides = {"work_dir": str(out / "work"), "figures_dir": str(out / "figures"),
+                 "data_dir": str(out / "data")}
+    records = run_pipeline("smoke", overrides=overrides, runs_dir=out / "runs", root=ROOT,
+                           log=lambda *a, **k: None)
+    return out, overrides, records
+
+
+def test_every_notebook_ran(smoke_run):
+    out, _, records = smoke_run
+    names = [nb.name for nb in list_notebooks(ROOT / "notebooks")]
+    assert [r["notebook"] for r in records] == names and all(r["status"] == "ran" for r in records)
+    for name in names:
+        nb = nbformat.read(out / "runs" / name, as_version=4)
+        assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def test_01_wrote_dataset_splits_and_figures(smoke_run):
+    out, _, _ = smoke_run
+    info = json.loads((out / "work" / "dataset.json").read_text())
+    assert info["n_micrographs"] == 6 and info["n_crops"] == 6 * 4 and info["crop_size"] == 256
+    ds = Path(info["dataset_dir"])
+    assert (ds / "annotations.json").is_file() and len(list((ds / "images").glob("*.png"))) == 6
+    sp = load_splits(out / "work" / "splits.json")
+    assert sp["n_train"] == [5, 10] and len(sp["splits"]) == 2
+    figs = out / "figures"
+    for name in ("01_examples", "01_class_counts", "01_size_shape", "01_defects_per_image",
+                 "01_intensity"):
+        assert (figs / f"{name}.png").stat().st_size > 5000, name
+    counts = pd.read_csv(figs / "01_class_counts.csv")
+    assert set(counts["class"]) == {"black dot", "1/2<111> loop", "<100> loop"}
+    assert counts["fraction"].sum() == pytest.approx(1.0)
+    per_image = pd.read_csv(figs / "01_defects_per_image.csv")
+    assert len(per_image) == 6 and (per_image.n_defects > 0).all()
+
+
+def test_rerun_skips_up_to_date_notebooks(smoke_run):
+    out, overrides, _ = smoke_run
+    records = run_pipeline("smoke", only=["01"], overrides=overrides, runs_dir=out / "runs",
+                           root=ROOT, log=lambda *a, **k: None)
+    assert [r["status"] for r in records] == ["skipped"]
+
+
+def test_failure_names_notebook_and_cell(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "smoke.yaml").write_text("common:\n  x: 2\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell("x = 1")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell("y = x + 1"), nbformat.v4.new_code_cell("1 / (x - 2)")]
+    nbformat.write(nb, tmp_path / "notebooks" / "01_broken.ipynb")
+    with pytest.raises(NotebookFailed, match=r"01_broken.ipynb failed in cell .*ZeroDivisionError"):
+        run_pipeline("smoke", root=tmp_path, runs_dir=tmp_path / "runs", log=lambda *a, **k: None)
+    assert (tmp_path / "runs" / "01_broken.failed.ipynb").is_file()
+    assert not (tmp_path / "runs" / "01_broken.ipynb").exists()
+    with pytest.raises(FileNotFoundError, match="no such profile"):
+        run_pipeline("nope", root=tmp_path)
+
+
+def test_notebooks_are_committed_clean():
+    for nb_path in list_notebooks(ROOT / "notebooks"):
+        nb = nbformat.read(nb_path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{nb_path.name}: needs exactly one 'parameters' cell"
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert not c.outputs and c.execution_count is None, f"{nb_path.name} has outputs"
