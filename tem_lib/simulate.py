@@ -68,7 +68,7 @@ def _default_classes() -> dict[str, DefectSpec]:
     # dots, 29 % 1/2<111> loops and 20 % <100> loops.
     return {
         "black_dot": DefectSpec(41.0, 21.0, 0.35, (6.0, 80.0), 1.0, 0.12, (0.55, 1.0)),
-        "loop_111": DefectSpec(23.0, 46.0, 0.50, (12.0, 220.0), 1.6, 0.18, (0.45, 0.85),
+        "loop_111": DefectSpec(23.0, 50.0, 0.45, (14.0, 220.0), 1.6, 0.18, (0.45, 0.85),
                                rim_width_nm=2.2, centre_fraction=0.25),
         "loop_100": DefectSpec(16.0, 48.0, 0.50, (12.0, 160.0), 3.0, 0.35, (0.5, 0.9),
                                rim_width_nm=2.2, centre_fraction=0.25),
@@ -105,7 +105,7 @@ class SimulatorConfig:
     bend_contour_scale_nm: float = 400.0
     # imaging
     psf_sigma_px: Range = (0.8, 1.6)
-    noise_rel_sigma: Range = (0.05, 0.12)  # noise sd / mean intensity
+    noise_rel_sigma: Range = (0.02, 0.045)  # noise sd / mean intensity
     noise_corr_sigma_px: Range = (0.3, 1.1)  # correlation length along x (fast scan)
     noise_anisotropy: Range = (0.3, 1.0)  # correlation length along y / along x
     scanline_rel_sigma: Range = (0.0, 0.02)

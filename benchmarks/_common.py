@@ -1,0 +1,53 @@
+"""Shared by the benchmark scripts: where the real data is, how results are written."""
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tem_lib.utils import provenance, write_json, write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+REAL_DATA = ROOT.parent / "shared" / "data" / "fecral-3class"
+
+
+def require_real_data(path=REAL_DATA) -> Path:
+    if not Path(path).is_dir():
+        print(f"skipped: real data folder {path} not found (benchmarks that compare with the "
+              "real FeCrAl micrographs need it)")
+        sys.exit(0)
+    return Path(path)
+
+
+def machine() -> dict:
+    import os
+    import torch
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        return str(v)
+    rows = [[str(c) for c in df.columns]] + [[fmt(v) for v in r] for r in df.itertuples(index=False)]
+    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(df.columns)]
+                     + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def write_results(name: str, payload: dict, table: pd.DataFrame | None = None,
+                  notes: str = "") -> None:
+    """``results/<name>.json`` (numbers + machine + provenance) and ``results/<name>.md``."""
+    payload = {**payload, "machine": machine(), **provenance()}
+    write_json(RESULTS / f"{name}.json", payload)
+    md = [f"# {name}", "", notes.strip(), ""]
+    if table is not None:
+        md += [markdown_table(table), ""]
+    md += ["```", f"command: python benchmarks/{name}.py " + " ".join(sys.argv[1:]), "```", ""]
+    write_text(RESULTS / f"{name}.md", "\n".join(md))
+    print("\n".join(md))

@@ -1,0 +1,112 @@
+"""The one in-memory representation of a labelled micrograph."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..classes import class_by_id
+
+
+@dataclass
+class Instance:
+    """One labelled defect: a boolean mask cropped to its bounding box.
+
+    ``mask`` bool [h, w]; ``(x0, y0)`` is the image column/row of ``mask[0, 0]``.
+    Cropped storage keeps hundreds of instances of a 2048-pixel micrograph cheap and lets
+    instances overlap (hand-fitted ellipses do).
+    """
+    mask: np.ndarray
+    x0: int
+    y0: int
+    category_id: int
+    # Optional ellipse (cx, cy, major, minor, angle_deg) the mask was drawn from.
+    ellipse: tuple[float, float, float, float, float] | None = None
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(x1, y1, x2, y2) in pixel-edge coordinates: x2 - x1 is the width in pixels."""
+        h, w = self.mask.shape
+        return self.x0, self.y0, self.x0 + w, self.y0 + h
+
+    def full_mask(self, shape) -> np.ndarray:
+        out = np.zeros(shape, dtype=bool)
+        h, w = self.mask.shape
+        out[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.mask
+        return out
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> "Instance | None":
+        """The part inside the window [x0, x1) x [y0, y1), in window coordinates, or None."""
+        ix0, iy0, ix1, iy1 = self.bbox
+        cx0, cy0, cx1, cy1 = max(ix0, x0), max(iy0, y0), min(ix1, x1), min(iy1, y1)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return None
+        m = self.mask[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
+        if not m.any():
+            return None
+        rows, cols = np.nonzero(m)
+        r0, c0 = rows.min(), cols.min()
+        m = m[r0:rows.max() + 1, c0:cols.max() + 1]
+        ell = None
+        if self.ellipse is not None:
+            cx, cy, *rest = self.ellipse
+            ell = (cx - x0, cy - y0, *rest)
+        return Instance(m.copy(), cx0 - x0 + int(c0), cy0 - y0 + int(r0), self.category_id, ell)
+
+
+@dataclass
+class Sample:
+    """A micrograph (or crop of one) with its instance labels.
+
+    ``image``: float32 [H, W] in [0, 1] (8-bit input is divided by 255; 16-bit and float
+    TIFFs are min-max normalised). ``source_id`` names the micrograph it came from, so
+    splits never put crops of one micrograph on both sides. ``nm_per_px`` is None when the
+    pixel size is unknown.
+    """
+    image: np.ndarray
+    instances: list[Instance]
+    source_id: str
+    nm_per_px: float | None = None
+    name: str | None = None  # file stem, unique inside a dataset
+    origin: tuple[int, int] = (0, 0)  # (x0, y0) of a crop in its source micrograph
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.name is None:
+            self.name = self.source_id
+        if self.image.ndim != 2:
+            raise ValueError(f"{self.name}: image must be 2-D grayscale, got shape {self.image.shape}")
+        for inst in self.instances:
+            class_by_id(inst.category_id)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([i.category_id for i in self.instances], dtype=np.int64)
+
+    def masks(self) -> np.ndarray:
+        """Full-size instance masks, bool [N, H, W]."""
+        out = np.zeros((len(self.instances), *self.shape), dtype=bool)
+        for k, inst in enumerate(self.instances):
+            h, w = inst.mask.shape
+            out[k, inst.y0:inst.y0 + h, inst.x0:inst.x0 + w] = inst.mask
+        return out
+
+    def boxes(self) -> np.ndarray:
+        """float32 [N, 4] boxes (x1, y1, x2, y2), pixel-edge coordinates."""
+        return np.array([i.bbox for i in self.instances], dtype=np.float32).reshape(-1, 4)
+
+    def class_map(self) -> np.ndarray:
+        """uint8 [H, W] semantic map of class ids (0 background; later instances win)."""
+        out = np.zeros(self.shape, dtype=np.uint8)
+        for inst in self.instances:
+            h, w = inst.mask.shape
+            out[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w][inst.mask] = inst.category_id
+        return out
