@@ -21,6 +21,7 @@ The image formation, in order (PAPER_NOTES section 4):
 3. Noise: signal-dependent (variance proportional to intensity, Poisson-like), spatially
    correlated and anisotropic (scan direction), plus scan-line offsets.
 4. 8-bit contrast stretch of the 0.5/99.5 percentiles to a random [low, high] range.
+5. Optionally a JPEG round trip (on by default: the real FeCrAl micrographs are JPEGs).
 
 All lengths are given in nm and densities per square micrometre, so changing ``nm_per_px``
 changes the magnification, not the material. Randomness comes from one seed:
@@ -105,12 +106,14 @@ class SimulatorConfig:
     bend_contour_scale_nm: float = 400.0
     # imaging
     psf_sigma_px: Range = (0.8, 1.6)
-    noise_rel_sigma: Range = (0.02, 0.045)  # noise sd / mean intensity
+    noise_rel_sigma: Range = (0.015, 0.035)  # noise sd / mean intensity
     noise_corr_sigma_px: Range = (0.3, 1.1)  # correlation length along x (fast scan)
     noise_anisotropy: Range = (0.3, 1.0)  # correlation length along y / along x
     scanline_rel_sigma: Range = (0.0, 0.02)
     stretch_low: Range = (18.0, 45.0)  # 8-bit value of the 0.5th percentile
     stretch_high: Range = (205.0, 232.0)  # 8-bit value of the 99.5th percentile
+    jpeg_quality: Range | None = (75.0, 95.0)  # JPEG round trip as in the exported FeCrAl
+    # micrographs (None: lossless); masks are unaffected
 
     @property
     def area_um2(self) -> float:
@@ -301,8 +304,22 @@ def simulate_micrograph(cfg: SimulatorConfig, rng: np.random.Generator,
     lo, hi = np.percentile(t, [0.5, 99.5])
     out_lo, out_hi = rng.uniform(*cfg.stretch_low), rng.uniform(*cfg.stretch_high)
     img8 = np.clip(np.rint(out_lo + (t - lo) * (out_hi - out_lo) / (hi - lo + 1e-9)), 0, 255)
+    img8 = img8.astype(np.uint8)
+    if cfg.jpeg_quality is not None:
+        img8 = _jpeg_round_trip(img8, int(rng.uniform(*cfg.jpeg_quality)))
     return Sample((img8 / 255.0).astype(np.float32), instances, source_id=name, nm_per_px=nm,
                   name=name)
+
+
+def _jpeg_round_trip(img8: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(img8).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("L"))
 
 
 def _simulate_one(args) -> Sample:
@@ -338,18 +355,20 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
                      progress: bool = False) -> Path:
     """Simulate and write a dataset folder (images, COCO, gray-level masks, metadata).
 
-    An existing folder made with the same configuration and seed is reused as it is.
+    An existing folder made with the same configuration and seed is reused as it is; one
+    made otherwise is replaced if ``overwrite``, else a FileExistsError.
     """
     from .utils import read_json
     cfg = cfg or preset()
     out_dir = Path(out_dir)
     meta = {"generator": "tem_lib.simulate", "simulator": cfg.to_dict(), "seed": seed,
             "n_images": n_images, "nm_per_px": cfg.nm_per_px}
-    if out_dir.exists() and not overwrite:
+    if out_dir.exists():
         old = read_json(out_dir / "metadata.json") if (out_dir / "metadata.json").is_file() else {}
         if {k: old.get(k) for k in meta} == _jsonable(meta):
             return out_dir
-        raise FileExistsError(f"{out_dir}: exists with other parameters (pass overwrite=True)")
+        if not overwrite:
+            raise FileExistsError(f"{out_dir}: exists with other parameters (pass overwrite=True)")
     samples = simulate(cfg, n_images, seed, workers, progress)
     return write_dataset(samples, out_dir, {**meta, "provenance": provenance()}, overwrite=True)
 

@@ -83,3 +83,14 @@ def test_notebooks_are_committed_clean():
         for c in nb.cells:
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, f"{nb_path.name} has outputs"
+
+
+def test_profile_parameters_are_checked_and_filtered(tmp_path):
+    from tem_lib.pipeline import main, notebook_parameters
+    nb_path = ROOT / "notebooks" / "01_data_exploration.ipynb"
+    prof = {"common": {"seed": 3, "device": "cpu"}, "01_data_exploration": {"n_micrographs": 2}}
+    params = notebook_parameters(nb_path, prof, {"seed": 4})
+    assert params["seed"] == 4 and params["n_micrographs"] == 2 and "device" not in params
+    with pytest.raises(ValueError, match=r"sets \['n_micrograph'\], which 01_data_exploration"):
+        notebook_parameters(nb_path, {"01_data_exploration": {"n_micrograph": 2}}, {})
+    assert main(["--profile", "smoke", "--only", "99"]) == 2  # clear error, no traceback
