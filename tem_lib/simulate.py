@@ -31,6 +31,7 @@ byte-identical for a seed whatever the number of worker processes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from .classes import BY_NAME
 from .data.io import write_dataset
 from .data.sample import Instance, Sample
 from .geometry import ellipse_frame, rasterize_ellipse
-from .utils import provenance
+from .utils import provenance, read_json
 
 Range = tuple[float, float]
 
@@ -358,7 +359,6 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
     An existing folder made with the same configuration and seed is reused as it is; one
     made otherwise is replaced if ``overwrite``, else a FileExistsError.
     """
-    from .utils import read_json
     cfg = cfg or preset()
     out_dir = Path(out_dir)
     meta = {"generator": "tem_lib.simulate", "simulator": cfg.to_dict(), "seed": seed,
@@ -374,5 +374,4 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
 
 
 def _jsonable(obj):
-    import json
     return json.loads(json.dumps(obj))
