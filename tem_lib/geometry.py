@@ -18,16 +18,19 @@ def ellipse_bbox(cx, cy, major, minor, angle_deg):
     return cx - hw, cy - hh, cx + hw, cy + hh
 
 
-def ellipse_frame(cx, cy, major, minor, angle_deg, shape, pad: float = 0.0):
-    """Pixel window around an ellipse and its normalised radius there.
+def bar_bbox(cx, cy, length, width, angle_deg):
+    """Tight axis-aligned bounds (x0, y0, x1, y1) of a rotated rectangle."""
+    a, b, t = length / 2.0, width / 2.0, np.deg2rad(angle_deg)
+    hw = a * abs(np.cos(t)) + b * abs(np.sin(t))
+    hh = a * abs(np.sin(t)) + b * abs(np.cos(t))
+    return cx - hw, cy - hh, cx + hw, cy + hh
 
-    Returns ``(x0, y0, r, phi)``: ``r`` [h, w] float32 is the normalised elliptical radius
-    (r <= 1 inside) and ``phi`` the parametric angle around the ellipse (radians), or
-    ``None`` if the window misses the image.
-    ``pad`` widens the window by that many pixels (for rims drawn outside the mask).
-    """
+
+def _window_uv(bounds, cx, cy, angle_deg, shape, pad: float):
+    """Pixel window covering ``bounds`` (+ pad) and the pixel centres' coordinates (u, v)
+    along the major axis (cos a, -sin a) and the minor axis (sin a, cos a)."""
     H, W = shape
-    bx0, by0, bx1, by1 = ellipse_bbox(cx, cy, major, minor, angle_deg)
+    bx0, by0, bx1, by1 = bounds
     x0, y0 = max(int(np.floor(bx0 - pad)), 0), max(int(np.floor(by0 - pad)), 0)
     x1, y1 = min(int(np.ceil(bx1 + pad)), W), min(int(np.ceil(by1 + pad)), H)
     if x1 <= x0 or y1 <= y0:
@@ -36,9 +39,21 @@ def ellipse_frame(cx, cy, major, minor, angle_deg, shape, pad: float = 0.0):
     ys = np.arange(y0, y1, dtype=np.float32) + 0.5 - cy
     t = np.deg2rad(angle_deg)
     c, s = np.float32(np.cos(t)), np.float32(np.sin(t))
-    # u along the major axis (cos a, -sin a), v along the minor axis (sin a, cos a).
-    u = xs[None, :] * c - ys[:, None] * s
-    v = xs[None, :] * s + ys[:, None] * c
+    return x0, y0, xs[None, :] * c - ys[:, None] * s, xs[None, :] * s + ys[:, None] * c
+
+
+def ellipse_frame(cx, cy, major, minor, angle_deg, shape, pad: float = 0.0):
+    """Pixel window around an ellipse and its normalised radius there.
+
+    Returns ``(x0, y0, r, phi)``: ``r`` [h, w] float32 is the normalised elliptical radius
+    (r <= 1 inside) and ``phi`` the parametric angle around the ellipse (radians), or
+    ``None`` if the window misses the image.
+    ``pad`` widens the window by that many pixels (for rims drawn outside the mask).
+    """
+    win = _window_uv(ellipse_bbox(cx, cy, major, minor, angle_deg), cx, cy, angle_deg, shape, pad)
+    if win is None:
+        return None
+    x0, y0, u, v = win
     a, b = max(major / 2.0, 1e-3), max(minor / 2.0, 1e-3)
     r = np.sqrt((u / a) ** 2 + (v / b) ** 2)
     return x0, y0, r, np.arctan2(v / b, u / a)
@@ -53,7 +68,21 @@ def rasterize_ellipse(cx, cy, major, minor, angle_deg, shape):
     if frame is None:
         return None
     x0, y0, r, _ = frame
-    mask = r <= 1.0
+    return _trim(r <= 1.0, x0, y0)
+
+
+def rasterize_bar(cx, cy, length, width, angle_deg, shape):
+    """Filled rotated rectangle (an edge-on loop drawn as a thin bar), as
+    :func:`rasterize_ellipse`: ``(mask, x0, y0)`` or ``None``."""
+    length, width = max(length, 1.0), max(width, 1.0)
+    win = _window_uv(bar_bbox(cx, cy, length, width, angle_deg), cx, cy, angle_deg, shape, 0.0)
+    if win is None:
+        return None
+    x0, y0, u, v = win
+    return _trim((np.abs(u) <= length / 2.0) & (np.abs(v) <= width / 2.0), x0, y0)
+
+
+def _trim(mask, x0, y0):
     if not mask.any():
         return None
     rows, cols = np.nonzero(mask)

@@ -26,7 +26,9 @@ def instance_table(samples: list[Sample]) -> pd.DataFrame:
     rows = []
     for s in samples:
         nm = s.nm_per_px if s.nm_per_px else np.nan
+        H, W = s.shape
         for inst in s.instances:
+            x1, y1, x2, y2 = inst.bbox
             p = regionprops(inst.mask.astype(np.uint8))[0]
             major = max(p.axis_major_length, 1.0)
             minor = max(p.axis_minor_length, 1.0)
@@ -38,9 +40,9 @@ def instance_table(samples: list[Sample]) -> pd.DataFrame:
                          "cx": inst.x0 + cx + 0.5, "cy": inst.y0 + cy + 0.5,
                          "major": major, "minor": minor, "ratio": major / minor, "angle": angle,
                          "area": float(p.area), "major_nm": major * nm, "minor_nm": minor * nm,
-                         "nm_per_px": nm})
+                         "nm_per_px": nm, "edge": x1 <= 0 or y1 <= 0 or x2 >= W or y2 >= H})
     cols = ["source_id", "name", "class_id", "class_name", "cx", "cy", "major", "minor",
-            "ratio", "angle", "area", "major_nm", "minor_nm", "nm_per_px"]
+            "ratio", "angle", "area", "major_nm", "minor_nm", "nm_per_px", "edge"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from ..classes import BY_ID, GRAY_TO_ID, IMAGEJ_TO_ID, PAPER_CLASS_IDS, coco_categories
 from ..geometry import rasterize_ellipse
 from ..utils import atomic_path, read_json, write_json
-from .sample import Instance, Sample
+from .sample import Instance, LabelMap, Sample
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 IMAGEJ_COLUMNS = ("X", "Y", "Major", "Minor", "Angle", "class")
@@ -209,16 +209,15 @@ def to_coco(samples: list[Sample], class_ids=None) -> dict:
 
 def gray_mask(sample: Sample) -> np.ndarray:
     """The paper's gray-level class mask, uint8 [H, W] (0 background)."""
-    cmap = sample.class_map()
-    lut = np.zeros(256, dtype=np.uint8)
-    for cid, c in BY_ID.items():
-        lut[cid] = c.gray
-    return lut[cmap]
+    return sample.gray_mask()
 
 
 def write_dataset(samples: list[Sample], out_dir, metadata: dict | None = None,
                   overwrite: bool = False) -> Path:
     """Write ``images/``, ``masks/``, ``annotations.json`` and ``metadata.json``.
+
+    ``samples`` may include :class:`LabelMap` s (sampled masks without an image): their
+    gray-level mask is written as a placeholder image, so the folder still loads.
 
     The folder appears complete or not at all: it is built beside ``out_dir`` and renamed
     into place, so an interrupted write never leaves a half-written dataset.
@@ -226,6 +225,7 @@ def write_dataset(samples: list[Sample], out_dir, metadata: dict | None = None,
     out_dir = Path(out_dir)
     if not samples:
         raise ValueError(f"{out_dir}: refusing to write an empty dataset")
+    samples = [s.to_sample() if isinstance(s, LabelMap) else s for s in samples]
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
         raise ValueError(f"{out_dir}: sample names must be unique")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..classes import class_by_id
+from ..classes import BY_ID, class_by_id
 
 
 @dataclass
@@ -58,8 +58,44 @@ class Instance:
         return Instance(m.copy(), cx0 - x0 + int(c0), cy0 - y0 + int(r0), self.category_id, ell)
 
 
+class _Labelled:
+    """Label views shared by :class:`Sample` and :class:`LabelMap` (needs ``shape`` and
+    ``instances``)."""
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([i.category_id for i in self.instances], dtype=np.int64)
+
+    def masks(self) -> np.ndarray:
+        """Full-size instance masks, bool [N, H, W]."""
+        out = np.zeros((len(self.instances), *self.shape), dtype=bool)
+        for k, inst in enumerate(self.instances):
+            h, w = inst.mask.shape
+            out[k, inst.y0:inst.y0 + h, inst.x0:inst.x0 + w] = inst.mask
+        return out
+
+    def boxes(self) -> np.ndarray:
+        """float32 [N, 4] boxes (x1, y1, x2, y2), pixel-edge coordinates."""
+        return np.array([i.bbox for i in self.instances], dtype=np.float32).reshape(-1, 4)
+
+    def class_map(self) -> np.ndarray:
+        """uint8 [H, W] semantic map of class ids (0 background; later instances win)."""
+        out = np.zeros(self.shape, dtype=np.uint8)
+        for inst in self.instances:
+            h, w = inst.mask.shape
+            out[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w][inst.mask] = inst.category_id
+        return out
+
+    def gray_mask(self) -> np.ndarray:
+        """The paper's gray-level class mask, uint8 [H, W] (0 background)."""
+        lut = np.zeros(256, dtype=np.uint8)
+        for cid, c in BY_ID.items():
+            lut[cid] = c.gray
+        return lut[self.class_map()]
+
+
 @dataclass
-class Sample:
+class Sample(_Labelled):
     """A micrograph (or crop of one) with its instance labels.
 
     ``image``: float32 [H, W] in [0, 1] (8-bit input is divided by 255; 16-bit and float
@@ -87,26 +123,31 @@ class Sample:
     def shape(self) -> tuple[int, int]:
         return self.image.shape
 
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([i.category_id for i in self.instances], dtype=np.int64)
 
-    def masks(self) -> np.ndarray:
-        """Full-size instance masks, bool [N, H, W]."""
-        out = np.zeros((len(self.instances), *self.shape), dtype=bool)
-        for k, inst in enumerate(self.instances):
-            h, w = inst.mask.shape
-            out[k, inst.y0:inst.y0 + h, inst.x0:inst.x0 + w] = inst.mask
-        return out
+@dataclass
+class LabelMap(_Labelled):
+    """Instance labels without an image: what a mask prior samples (``tem_lib.priors``)
+    and what conditions the diffusion model. ``to_sample`` gives it an image."""
+    shape: tuple[int, int]
+    instances: list[Instance]
+    name: str = "map"
+    nm_per_px: float | None = None
+    source_id: str | None = None
+    meta: dict = field(default_factory=dict)
 
-    def boxes(self) -> np.ndarray:
-        """float32 [N, 4] boxes (x1, y1, x2, y2), pixel-edge coordinates."""
-        return np.array([i.bbox for i in self.instances], dtype=np.float32).reshape(-1, 4)
-
-    def class_map(self) -> np.ndarray:
-        """uint8 [H, W] semantic map of class ids (0 background; later instances win)."""
-        out = np.zeros(self.shape, dtype=np.uint8)
+    def __post_init__(self):
+        self.shape = (int(self.shape[0]), int(self.shape[1]))
+        if self.source_id is None:
+            self.source_id = self.name
         for inst in self.instances:
-            h, w = inst.mask.shape
-            out[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w][inst.mask] = inst.category_id
-        return out
+            class_by_id(inst.category_id)
+
+    def to_sample(self, image: np.ndarray | None = None) -> Sample:
+        """A :class:`Sample` with ``image`` (float [0, 1], this map's shape) or, without one,
+        the gray-level class mask as a placeholder image (for inspection and export)."""
+        if image is None:
+            image = self.gray_mask().astype(np.float32) / 255.0
+        if image.shape != self.shape:
+            raise ValueError(f"{self.name}: image shape {image.shape} != label map shape {self.shape}")
+        return Sample(image.astype(np.float32), self.instances, self.source_id, self.nm_per_px,
+                      self.name, meta=dict(self.meta))

@@ -1,0 +1,161 @@
+"""Is a prior faithful? Compare sampled label maps with held-out real crops.
+
+The same measurements on both sides (``stats.instance_table``): per class the major axis,
+axis ratio, orientation and orientation relative to the image's crystal frame (the <100>
+loops' 0/90-degree preference; ``base.frame_residuals``), and the count per crop; over all
+classes the count per crop and the centre-to-centre nearest-neighbour distance. Each pair of
+distributions gets a two-sample Kolmogorov-Smirnov statistic (0 = identical, 1 = disjoint).
+The real-vs-real value (training crops against test crops) is the floor a prior can hope
+for with this much data.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from ..classes import BY_ID, PAPER_CLASS_IDS
+from ..stats import instance_table
+from .base import frame_residuals
+
+CLASS_QUANTITIES = ("major", "ratio", "angle", "angle_vs_frame", "count_per_crop")
+ALL_QUANTITIES = ("count_per_crop", "nn_distance")
+LABELS = {"major": "major axis", "ratio": "axis ratio", "angle": "orientation (deg)",
+          "angle_vs_frame": "|angle - frame| (deg)", "count_per_crop": "defects per crop",
+          "nn_distance": "nearest-neighbour distance"}
+
+
+def geometry_table(maps) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Per-instance and per-map measurements of labelled maps or crops.
+
+    Returns (instances, per_map_counts, unit): lengths in nm when every item knows its
+    pixel size, else in px (``unit``)."""
+    inst = instance_table(list(maps))
+    in_nm = all(m.nm_per_px for m in maps)
+    if in_nm:
+        for col in ("major", "minor", "cx", "cy"):
+            inst[col] = inst[col] * inst["nm_per_px"]
+    inst["angle_vs_frame"] = frame_residuals(inst).abs()
+    inst["nn_distance"] = np.nan
+    for _, g in inst.groupby("name"):
+        if len(g) < 2:
+            continue
+        xy = g[["cx", "cy"]].to_numpy()
+        d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+        np.fill_diagonal(d, np.inf)
+        inst.loc[g.index, "nn_distance"] = d.min(1)
+    counts = pd.DataFrame([{"name": m.name, **{c: int((m.labels == c).sum()) for c in BY_ID},
+                            "all": len(m.instances)} for m in maps])
+    return inst, counts, "nm" if in_nm else "px"
+
+
+def _values(inst, counts, cid, quantity):
+    if quantity == "count_per_crop":
+        return counts[cid].to_numpy(float)
+    rows = inst if cid == "all" else inst[inst["class_id"] == cid]
+    return rows[quantity].dropna().to_numpy(float)
+
+
+def _class_ids(tables) -> list:
+    present = set()
+    for inst, _, _ in tables:
+        present |= {int(c) for c in inst["class_id"].unique()}
+    return sorted(set(PAPER_CLASS_IDS) | present)
+
+
+def ks_table(real, sampled: dict, class_ids=None) -> pd.DataFrame:
+    """KS statistics of every sampled set in ``sampled`` ({name: maps}) against ``real``.
+
+    One row per (set, class, quantity): ks, p_value, n_real, n_sampled and both medians.
+    Quantities with fewer than 2 values on a side get ks = NaN (and their n says why).
+    """
+    ref = geometry_table(real)
+    tabs = {name: geometry_table(maps) for name, maps in sampled.items()}
+    ids = class_ids or _class_ids([ref, *tabs.values()])
+    units = {ref[2], *(t[2] for t in tabs.values())}
+    if len(units) > 1:
+        raise ValueError(f"cannot compare sets measured in different units: {sorted(units)}")
+    rows = []
+    for name, tab in tabs.items():
+        for cid in [*ids, "all"]:
+            for q in (ALL_QUANTITIES if cid == "all" else CLASS_QUANTITIES):
+                a, b = _values(ref[0], ref[1], cid, q), _values(tab[0], tab[1], cid, q)
+                ks = p = np.nan
+                if len(a) >= 2 and len(b) >= 2:
+                    res = sps.ks_2samp(a, b)
+                    ks, p = float(res.statistic), float(res.pvalue)
+                rows.append({"set": name, "class_id": cid,
+                             "class": "all" if cid == "all" else BY_ID[cid].name,
+                             "quantity": q, "ks": ks, "p_value": p, "n_real": len(a),
+                             "n_sampled": len(b),
+                             "median_real": float(np.median(a)) if len(a) else np.nan,
+                             "median_sampled": float(np.median(b)) if len(b) else np.nan,
+                             "unit": ref[2]})
+    return pd.DataFrame(rows)
+
+
+def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "real (test)"):
+    """ECDFs of real vs sampled, rows = classes (+ all), columns = quantities.
+
+    Returns (figure, long-format DataFrame of the plotted values)."""
+    ref = geometry_table(real)
+    tabs = {name: geometry_table(maps) for name, maps in sampled.items()}
+    ids = class_ids or _class_ids([ref, *tabs.values()])
+    quantities = list(dict.fromkeys(CLASS_QUANTITIES + ALL_QUANTITIES))
+    rows_ids = [*ids, "all"]
+    fig, axes = plt.subplots(len(rows_ids), len(quantities),
+                             figsize=(2.6 * len(quantities), 2.2 * len(rows_ids)), squeeze=False)
+    data = []
+    sets = {real_label: ref, **tabs}
+    colors = ["k", "#d95f02", "#7570b3", "#1b9e77", "#e7298a"]
+    for r, cid in enumerate(rows_ids):
+        valid = ALL_QUANTITIES if cid == "all" else CLASS_QUANTITIES
+        for c, q in enumerate(quantities):
+            ax = axes[r, c]
+            if q not in valid:
+                ax.axis("off")
+                continue
+            for k, (name, tab) in enumerate(sets.items()):
+                v = np.sort(_values(tab[0], tab[1], cid, q))
+                if len(v):
+                    ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post",
+                            color=colors[k % len(colors)], lw=1.6 if k == 0 else 1.2, label=name)
+                data += [{"set": name, "class": "all" if cid == "all" else BY_ID[cid].name,
+                          "quantity": q, "value": x} for x in v]
+            if q in ("major", "nn_distance"):
+                ax.set_xscale("log")
+            if r == 0 or (cid == "all"):
+                ax.set_title(LABELS[q] + (f" ({ref[2]})" if q in ("major", "nn_distance") else ""),
+                             fontsize=8)
+            if c == 0 or (cid == "all" and c == quantities.index("count_per_crop")):
+                ax.set_ylabel(("all classes" if cid == "all" else BY_ID[cid].display) + "\nECDF",
+                              fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig, pd.DataFrame(data)
+
+
+def plot_label_maps(maps, ncols: int = 6, size: float = 2.0):
+    """Grid of label maps coloured by class (white background)."""
+    from matplotlib.colors import ListedColormap
+    n = len(maps)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    cmap = ListedColormap(["white"] + [BY_ID[c].color if c in BY_ID else "k"
+                                       for c in range(1, max(BY_ID) + 1)])
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, m in zip(axes.ravel(), maps):
+        ax.imshow(m.class_map(), cmap=cmap, vmin=0, vmax=max(BY_ID), interpolation="nearest")
+        ax.set_title(f"{m.name} ({len(m.instances)})", fontsize=7)
+        ax.axis("on")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Line2D([], [], color=BY_ID[c].color, lw=4, label=BY_ID[c].display)
+               for c in sorted({i.category_id for m in maps for i in m.instances})]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
