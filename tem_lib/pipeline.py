@@ -4,8 +4,9 @@
 Parameters come from ``profiles/<profile>.yaml``: the ``common`` section and the
 notebook's own section (keyed by its name, e.g. ``01_data_exploration``), filtered to the
 parameters the notebook declares. Executed copies go to ``runs/<profile>/``. A notebook whose
-executed copy exists for the same parameters and the same notebook source is skipped unless
-``force``; the first failure stops the run, naming the notebook and the cell.
+executed copy exists for the same parameters, notebook source and tem_lib source is skipped unless
+``force`` or an earlier notebook ran in this call (its outputs feed the later ones); the
+first failure stops the run, naming the notebook and the cell.
 """
 from __future__ import annotations
 
@@ -84,6 +85,12 @@ def run_notebook(nb_path: Path, out_path: Path, params: dict, cwd: Path) -> None
     tmp.replace(out_path)
 
 
+def _library_hash() -> str:
+    """Hash of tem_lib's source: a library change reruns the notebooks."""
+    pkg = Path(__file__).resolve().parent
+    return stable_hash({str(p.relative_to(pkg)): p.read_text() for p in sorted(pkg.rglob("*.py"))})
+
+
 def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrides=None,
                  runs_dir=None, root=None, log=print) -> list[dict]:
     """Run the notebooks of ``profile``; return one record per notebook (ran/skipped, s)."""
@@ -98,12 +105,15 @@ def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrid
         if not notebooks:
             raise ValueError(f"--only {sorted(wanted)} matches no notebook in {root / 'notebooks'}")
     records = []
+    lib_hash = _library_hash()
+    upstream_ran = False  # a notebook that ran may have changed what the later ones read
     for k, nb in enumerate(notebooks, 1):
         params = notebook_parameters(nb, prof, overrides)
-        key = stable_hash({"params": params, "notebook": nb.read_text()})
+        key = stable_hash({"params": params, "notebook": nb.read_text(), "tem_lib": lib_hash})
         out = runs_dir / nb.name
         stamp = runs_dir / f"{nb.stem}.done.json"
-        if not force and out.is_file() and stamp.is_file() and read_json(stamp).get("key") == key:
+        up_to_date = out.is_file() and stamp.is_file() and read_json(stamp).get("key") == key
+        if up_to_date and not force and not upstream_ran:
             log(f"[{k}/{len(notebooks)}] {nb.name}: up to date, skipped (--force reruns it)")
             records.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0})
             continue
@@ -116,6 +126,7 @@ def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrid
         write_json(stamp, {"key": key, "params": params, "seconds": round(dt, 1)})
         log(f"done in {dt:.1f} s")
         records.append({"notebook": nb.name, "status": "ran", "seconds": dt})
+        upstream_ran = True
     return records
 
 

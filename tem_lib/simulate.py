@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from tqdm import tqdm
 
 from .classes import BY_NAME
 from .data.io import write_dataset
@@ -342,7 +343,6 @@ def simulate(cfg: SimulatorConfig, n_images: int, seed: int = 0, workers: int | 
         pool = ProcessPoolExecutor(workers)
         it = pool.map(_simulate_one, jobs, chunksize=max(1, n_images // (4 * workers)))
     if progress:
-        from tqdm.auto import tqdm
         it = tqdm(it, total=n_images, desc="simulating micrographs")
     try:
         return list(it)

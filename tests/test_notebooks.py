@@ -50,11 +50,33 @@ def test_01_wrote_dataset_splits_and_figures(smoke_run):
     assert len(per_image) == 6 and (per_image.n_defects > 0).all()
 
 
+def test_02_fitted_priors_and_wrote_the_ks_table(smoke_run):
+    from tem_lib import priors
+    from tem_lib.data import load_dataset
+    out, _, _ = smoke_run
+    for sp in (0, 1):
+        for n in (5, 10):
+            for kind in ("bootstrap", "parametric"):
+                prior = priors.load_prior(out / "work" / "priors" / f"split{sp}" / f"n{n}" / f"{kind}.json")
+                assert prior.kind == kind
+                maps = prior.sample(3, 256, generator=0)
+                assert all(m.shape == (256, 256) for m in maps)
+    figs = out / "figures"
+    for name in ("02_ks_table", "02_distributions", "02_label_maps"):
+        assert (figs / f"{name}.png").stat().st_size > 5000, name
+    ks = pd.read_csv(figs / "02_ks_table.csv")
+    assert set(ks["set"]) == {"bootstrap", "parametric", "real (train)"}
+    assert set(ks["n_train"]) == {5, 10} and set(ks["split"]) == {0, 1}
+    assert ks.loc[ks["class"] == "all", "ks"].between(0, 1).all()
+    exported = load_dataset(out / "work" / "priors" / "split0" / "n10" / "parametric_maps")
+    assert 0 < len(exported) <= 6 and all(s.instances for s in exported)
+
+
 def test_rerun_skips_up_to_date_notebooks(smoke_run):
     out, overrides, _ = smoke_run
-    records = run_pipeline("smoke", only=["01"], overrides=overrides, runs_dir=out / "runs",
+    records = run_pipeline("smoke", only=["01", "02"], overrides=overrides, runs_dir=out / "runs",
                            root=ROOT, log=lambda *a, **k: None)
-    assert [r["status"] for r in records] == ["skipped"]
+    assert [r["status"] for r in records] == ["skipped", "skipped"]
 
 
 def test_failure_names_notebook_and_cell(tmp_path):

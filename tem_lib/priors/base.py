@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..classes import BY_ID, PAPER_CLASS_IDS
 from ..data.sample import Instance, LabelMap, Sample
@@ -125,11 +125,11 @@ def frame_residuals(inst: pd.DataFrame, min_ratio: float = 1.5, by=("name", "cla
 
 def image_frames(inst: pd.DataFrame, class_id: int, min_ratio: float = 1.5,
                  min_count: int = 3) -> list[float]:
-    """Per-image frame angles in [0, 90) degrees from images with at least ``min_count``
-    elongated instances of the class."""
+    """Per-micrograph (``source_id``) frame angles in [0, 90) degrees, from micrographs with
+    at least ``min_count`` elongated instances of the class."""
     frames = []
     rows = inst[(inst["class_id"] == class_id) & (inst["ratio"] >= min_ratio)]
-    for _, g in rows.groupby("name"):
+    for _, g in rows.groupby("source_id"):
         if len(g) >= min_count:
             z = np.exp(4j * np.deg2rad(g["angle"].to_numpy())).sum()
             frames.append(float(np.rad2deg(np.angle(z) / 4.0) % 90.0))

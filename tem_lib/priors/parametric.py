@@ -147,8 +147,10 @@ class ParametricPrior(MaskPrior):
             raise ValueError(f"count_model must be 'shared' or 'independent', got {count_model!r}")
         geo = training_geometry(samples, class_ids)
         inst = geo.instances.copy()
-        # truncated instances at the border are cut parallel to it: keep them out
-        inst["residual"] = frame_residuals(inst[~inst["edge"]], min_ratio).reindex(inst.index)
+        # Crops of one micrograph share its crystal frame: group by source. Instances cut
+        # by the border are cut parallel to it: keep them out.
+        inst["residual"] = frame_residuals(inst[~inst["edge"]], min_ratio,
+                                           by=("source_id", "class_id")).reindex(inst.index)
         classes, warns = {}, []
 
         def warn(msg):
@@ -203,7 +205,7 @@ class ParametricPrior(MaskPrior):
                    for c, v in classes.items() if v.get("orientation")]
         frames = []
         if locking and max(locking)[0] > 0:
-            frames = image_frames(inst, max(locking)[1], min_ratio)
+            frames = image_frames(inst[~inst["edge"]], max(locking)[1], min_ratio)
         params = {"classes": classes, "frames": [round(f, 3) for f in frames],
                   "counts": {"model": count_model, "dispersion_k": shared_k,
                              "note": shared_note} if count_model == "shared" else

@@ -11,6 +11,7 @@ for with this much data.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -98,7 +99,7 @@ def ks_table(real, sampled: dict, class_ids=None) -> pd.DataFrame:
 def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "real (test)"):
     """ECDFs of real vs sampled, rows = classes (+ all), columns = quantities.
 
-    Returns (figure, long-format DataFrame of the plotted values)."""
+    Returns (figure, DataFrame of each plotted distribution's percentiles 0, 1, ..., 100)."""
     ref = geometry_table(real)
     tabs = {name: geometry_table(maps) for name, maps in sampled.items()}
     ids = class_ids or _class_ids([ref, *tabs.values()])
@@ -121,10 +122,14 @@ def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "r
                 if len(v):
                     ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post",
                             color=colors[k % len(colors)], lw=1.6 if k == 0 else 1.2, label=name)
-                data += [{"set": name, "class": "all" if cid == "all" else BY_ID[cid].name,
-                          "quantity": q, "value": x} for x in v]
+                if len(v):
+                    qs = np.percentile(v, np.arange(101))
+                    data += [{"set": name, "class": "all" if cid == "all" else BY_ID[cid].name,
+                              "quantity": q, "n": len(v), "percentile": i, "value": round(float(x), 4)}
+                             for i, x in enumerate(qs)]
             if q in ("major", "nn_distance"):
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
             if r == 0 or (cid == "all"):
                 ax.set_title(LABELS[q] + (f" ({ref[2]})" if q in ("major", "nn_distance") else ""),
                              fontsize=8)
