@@ -42,12 +42,17 @@ def show_samples(samples: list[Sample], ncols: int = 4, size: float = 3.0, title
         axes[r + 1, c].imshow(overlay(s))
         if titles:
             axes[r, c].set_title(s.name if len(s.name) < 32 else s.name[:29] + "...", fontsize=7)
+    class_legend(fig, samples)
+    return fig
+
+
+def class_legend(fig, samples, bottom: float = 0.03) -> None:
+    """A legend of the classes present in ``samples`` below the panels, then tight layout."""
     handles = [plt.Line2D([], [], color=BY_ID[c].color, lw=3, label=BY_ID[c].display)
                for c in sorted({i.category_id for s in samples for i in s.instances})]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
+    fig.tight_layout(rect=(0, bottom, 1, 1))
 
 
 def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = None,

@@ -11,6 +11,7 @@ for with this much data.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from scipy import stats as sps
 
 from ..classes import BY_ID, PAPER_CLASS_IDS
 from ..stats import instance_table
+from ..viz import class_legend
 from .base import frame_residuals
 
 CLASS_QUANTITIES = ("major", "ratio", "angle", "angle_vs_frame", "count_per_crop")
@@ -143,8 +145,7 @@ def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "r
 
 
 def plot_label_maps(maps, ncols: int = 6, size: float = 2.0):
-    """Grid of label maps coloured by class (white background)."""
-    from matplotlib.colors import ListedColormap
+    """Grid of label maps (or labelled crops) coloured by class (white background)."""
     n = len(maps)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
@@ -158,9 +159,5 @@ def plot_label_maps(maps, ncols: int = 6, size: float = 2.0):
         ax.axis("on")
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [plt.Line2D([], [], color=BY_ID[c].color, lw=4, label=BY_ID[c].display)
-               for c in sorted({i.category_id for m in maps for i in m.instances})]
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    class_legend(fig, maps, bottom=0.04)
     return fig
