@@ -64,11 +64,11 @@ def rasterize_ellipse(cx, cy, major, minor, angle_deg, shape):
     inside, cropped to its bounding window at (x0, y0); ``None`` if no pixel is inside.
     An ellipse thinner than a pixel still covers the pixels its centre line crosses."""
     major, minor = max(major, 1.0), max(minor, 1.0)
-    frame = ellipse_frame(cx, cy, major, minor, angle_deg, shape)
-    if frame is None:
+    win = _window_uv(ellipse_bbox(cx, cy, major, minor, angle_deg), cx, cy, angle_deg, shape, 0.0)
+    if win is None:
         return None
-    x0, y0, r, _ = frame
-    return _trim(r <= 1.0, x0, y0)
+    x0, y0, u, v = win
+    return _trim((u * (2.0 / major)) ** 2 + (v * (2.0 / minor)) ** 2 <= 1.0, x0, y0)
 
 
 def rasterize_bar(cx, cy, length, width, angle_deg, shape):
@@ -83,8 +83,9 @@ def rasterize_bar(cx, cy, length, width, angle_deg, shape):
 
 
 def _trim(mask, x0, y0):
-    if not mask.any():
+    rows = np.flatnonzero(mask.any(1))
+    if not len(rows):
         return None
-    rows, cols = np.nonzero(mask)
-    r0, c0 = rows.min(), cols.min()
-    return mask[r0:rows.max() + 1, c0:cols.max() + 1], x0 + int(c0), y0 + int(r0)
+    cols = np.flatnonzero(mask.any(0))
+    r0, c0 = rows[0], cols[0]
+    return mask[r0:rows[-1] + 1, c0:cols[-1] + 1], x0 + int(c0), y0 + int(r0)

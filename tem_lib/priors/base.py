@@ -148,7 +148,10 @@ class Placement:
     anyway (``"accept"``, the authors' choice, so their masks can overlap).
     ``margin``: centres are drawn on a canvas ``margin`` px wider than the map on every
     side and the map is then cut out of it, so defects cut by the map border appear as in
-    a crop of a larger micrograph (``0``: centres inside the map, as the authors did).
+    a crop of a larger micrograph (``0``: centres inside the map, as the authors did;
+    ``None``: half the 99th-percentile major axis of the prior's defects). Defects that
+    land wholly outside the map still take their place on the canvas (otherwise rejected
+    defects would drift out of the crowded map into the empty margin).
     ``min_area``: cut instances smaller than this (px) are dropped, as in
     ``data.tile_sample``.
     """
@@ -156,7 +159,7 @@ class Placement:
     gap: float = 2.0
     tries: int = 80
     on_failure: str = "drop"
-    margin: float = 32.0
+    margin: float | None = None
     min_area: int = 12
 
     def __post_init__(self):
@@ -165,11 +168,13 @@ class Placement:
         if self.on_failure not in ("drop", "accept"):
             raise ValueError(f"placement on_failure must be 'drop' or 'accept', got {self.on_failure!r}")
 
-    def place(self, rng: np.random.Generator, defects, size: tuple[int, int]) -> list[Instance]:
+    def place(self, rng: np.random.Generator, defects, size: tuple[int, int],
+              margin: float | None = None) -> list[Instance]:
         """``defects``: (class_id, major_px, minor_px, angle_deg, bar) tuples. Returns the
-        instances inside the ``size`` map (coordinates of the map)."""
+        instances inside the ``size`` map (coordinates of the map). ``margin`` (px) is
+        used when ``self.margin`` is None."""
         H, W = size
-        m = int(np.ceil(self.margin))
+        m = int(np.ceil(self.margin if self.margin is not None else (margin or 0.0)))
         canvas = (H + 2 * m, W + 2 * m)
         occupied = np.zeros(canvas, bool) if self.overlap == "mask" else None
         boxes = np.zeros((0, 4))
@@ -244,6 +249,11 @@ class MaskPrior:
         """The fitted parameters as a table (one row per class)."""
         raise NotImplementedError
 
+    def auto_margin(self, scale: float) -> float:
+        """Canvas margin (px) used when ``placement.margin`` is None: half the 99th
+        percentile of the training majors."""
+        return 0.5 * float(self.params.get("major_p99", 0.0)) * scale
+
     # shared -------------------------------------------------------------------------
     def sample(self, n: int, size: int | tuple[int, int] = 256, generator=None,
                nm_per_px: float | None = None, name: str | None = None,
@@ -263,14 +273,15 @@ class MaskPrior:
                 raise ValueError("this prior was fitted in pixels (the training data had no pixel "
                                  "size), so it cannot draw maps at another nm_per_px")
             nm, scale = None, 1.0
-        m = int(np.ceil(self.placement.margin))
+        margin = self.placement.margin
+        m = int(np.ceil(self.auto_margin(scale) if margin is None else margin))
         canvas_px = (H + 2 * m) * (W + 2 * m)
         area = canvas_px * ((nm / 1000.0) ** 2 if nm else 1e-6)
         stem = name or self.kind
         maps = []
         for i in tqdm(range(n), desc=f"sampling {self.kind} maps", disable=not progress):
             defects = self._draw(rng, area, scale)
-            inst = self.placement.place(rng, defects, (H, W))
+            inst = self.placement.place(rng, defects, (H, W), margin=m)
             maps.append(LabelMap((H, W), inst, name=f"{stem}_{i:05d}", nm_per_px=nm,
                                  meta={"prior": self.kind}))
         return maps

@@ -207,6 +207,7 @@ class ParametricPrior(MaskPrior):
         if locking and max(locking)[0] > 0:
             frames = image_frames(inst[~inst["edge"]], max(locking)[1], min_ratio)
         params = {"classes": classes, "frames": [round(f, 3) for f in frames],
+                  "major_p99": float(np.percentile(inst["major"], 99)) if len(inst) else 0.0,
                   "counts": {"model": count_model, "dispersion_k": shared_k,
                              "note": shared_note} if count_model == "shared" else
                   {"model": "independent"},
