@@ -58,9 +58,19 @@ class Instance:
         return Instance(m.copy(), cx0 - x0 + int(c0), cy0 - y0 + int(r0), self.category_id, ell)
 
 
+# class id -> the paper's gray level (0 background)
+_GRAY_LUT = np.zeros(256, dtype=np.uint8)
+for _c in BY_ID.values():
+    _GRAY_LUT[_c.id] = _c.gray
+
+
 class _Labelled:
     """Label views shared by :class:`Sample` and :class:`LabelMap` (needs ``shape`` and
     ``instances``)."""
+
+    def _check_classes(self) -> None:
+        for inst in self.instances:
+            class_by_id(inst.category_id)
 
     @property
     def labels(self) -> np.ndarray:
@@ -88,10 +98,7 @@ class _Labelled:
 
     def gray_mask(self) -> np.ndarray:
         """The paper's gray-level class mask, uint8 [H, W] (0 background)."""
-        lut = np.zeros(256, dtype=np.uint8)
-        for cid, c in BY_ID.items():
-            lut[cid] = c.gray
-        return lut[self.class_map()]
+        return _GRAY_LUT[self.class_map()]
 
 
 @dataclass
@@ -116,8 +123,7 @@ class Sample(_Labelled):
             self.name = self.source_id
         if self.image.ndim != 2:
             raise ValueError(f"{self.name}: image must be 2-D grayscale, got shape {self.image.shape}")
-        for inst in self.instances:
-            class_by_id(inst.category_id)
+        self._check_classes()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -139,8 +145,7 @@ class LabelMap(_Labelled):
         self.shape = (int(self.shape[0]), int(self.shape[1]))
         if self.source_id is None:
             self.source_id = self.name
-        for inst in self.instances:
-            class_by_id(inst.category_id)
+        self._check_classes()
 
     def to_sample(self, image: np.ndarray | None = None) -> Sample:
         """A :class:`Sample` with ``image`` (float [0, 1], this map's shape) or, without one,

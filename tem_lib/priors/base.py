@@ -62,15 +62,16 @@ class TrainingGeometry:
     class_ids: tuple[int, ...]
 
 
-def training_geometry(samples: list[Sample], class_ids=None) -> TrainingGeometry:
-    """Measure ``samples`` (micrographs or crops, any sizes) for fitting a prior."""
+def training_geometry(samples: list, class_ids=None) -> TrainingGeometry:
+    """Measure ``samples`` (micrographs, crops or label maps, any sizes): what priors are
+    fitted on and what ``validate`` compares."""
     if not samples:
-        raise ValueError("cannot fit a mask prior on an empty dataset")
+        raise ValueError("cannot measure an empty set of labelled images")
     px_sizes = [s.nm_per_px for s in samples]
     known = [p for p in px_sizes if p]
     if known and len(known) < len(px_sizes):
         warnings.warn(f"pixel size known for {len(known)} of {len(px_sizes)} images only: "
-                      "fitting in pixels", PriorWarning, stacklevel=3)
+                      "measuring in pixels", PriorWarning, stacklevel=3)
     in_nm = len(known) == len(px_sizes)
     inst = instance_table(samples)
     if in_nm:
@@ -171,10 +172,10 @@ class Placement:
     def place(self, rng: np.random.Generator, defects, size: tuple[int, int],
               margin: float | None = None) -> list[Instance]:
         """``defects``: (class_id, major_px, minor_px, angle_deg, bar) tuples. Returns the
-        instances inside the ``size`` map (coordinates of the map). ``margin`` (px) is
-        used when ``self.margin`` is None."""
+        instances inside the ``size`` map (coordinates of the map). ``margin``: the canvas
+        margin in px as resolved by the prior (default: ``self.margin``, None meaning 0)."""
         H, W = size
-        m = int(np.ceil(self.margin if self.margin is not None else (margin or 0.0)))
+        m = int(np.ceil(margin if margin is not None else (self.margin or 0.0)))
         canvas = (H + 2 * m, W + 2 * m)
         occupied = np.zeros(canvas, bool) if self.overlap == "mask" else None
         boxes = np.zeros((0, 4))

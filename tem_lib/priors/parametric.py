@@ -218,16 +218,25 @@ class ParametricPrior(MaskPrior):
         return cls(params, geo.unit, geo.area_unit, geo.nm_per_px, placement or Placement(), info)
 
     # sampling -------------------------------------------------------------------------
+    def _gmm(self, c: str):
+        """(weights, means, Cholesky factors) of class c's mixture, as arrays (cached:
+        they are needed for every map)."""
+        cache = self.__dict__.setdefault("_gmm_cache", {})
+        if c not in cache:
+            shape = self.params["classes"][c]["shape"]
+            w = np.asarray(shape["weights"], float)
+            cache[c] = (w / w.sum(), np.asarray(shape["means"], float),
+                        np.linalg.cholesky(np.asarray(shape["covs"], float)))
+        return cache[c]
+
     def _shapes(self, rng, c: str, n: int):
         """(major, ratio, angle or NaN) arrays for n defects of class c, prior units."""
         shape = self.params["classes"][c]["shape"]
         if shape["model"] == "bootstrap":
             rows = np.asarray(shape["rows"], float)[rng.integers(len(shape["rows"]), size=n)]
             return rows[:, 0], rows[:, 1], rows[:, 2]
-        w = np.asarray(shape["weights"])
-        comp = rng.choice(len(w), size=n, p=w / w.sum())
-        means, covs = np.asarray(shape["means"]), np.asarray(shape["covs"])
-        chol = np.linalg.cholesky(covs)
+        w, means, chol = self._gmm(c)
+        comp = rng.choice(len(w), size=n, p=w)
         z = rng.standard_normal((n, 2))
         x = means[comp] + np.einsum("nij,nj->ni", chol[comp], z)
         major = np.clip(np.exp(x[:, 0]), *shape["major_range"])

@@ -18,9 +18,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..classes import BY_ID, PAPER_CLASS_IDS
-from ..stats import instance_table
 from ..viz import class_legend
-from .base import frame_residuals
+from .base import frame_residuals, training_geometry
 
 CLASS_QUANTITIES = ("major", "ratio", "angle", "angle_vs_frame", "count_per_crop")
 ALL_QUANTITIES = ("count_per_crop", "nn_distance")
@@ -33,12 +32,9 @@ def geometry_table(maps) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per-instance and per-map measurements of labelled maps or crops.
 
     Returns (instances, per_map_counts, unit): lengths in nm when every item knows its
-    pixel size, else in px (``unit``)."""
-    inst = instance_table(list(maps))
-    in_nm = all(m.nm_per_px for m in maps)
-    if in_nm:
-        for col in ("major", "minor", "cx", "cy"):
-            inst[col] = inst[col] * inst["nm_per_px"]
+    pixel size, else in px (``unit``); counts in columns ``n_<class id>`` and ``n_all``."""
+    geo = training_geometry(list(maps))
+    inst, counts = geo.instances, geo.images
     inst["angle_vs_frame"] = frame_residuals(inst).abs()
     inst["nn_distance"] = np.nan
     for _, g in inst.groupby("name"):
@@ -48,14 +44,13 @@ def geometry_table(maps) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
         np.fill_diagonal(d, np.inf)
         inst.loc[g.index, "nn_distance"] = d.min(1)
-    counts = pd.DataFrame([{"name": m.name, **{c: int((m.labels == c).sum()) for c in BY_ID},
-                            "all": len(m.instances)} for m in maps])
-    return inst, counts, "nm" if in_nm else "px"
+    counts["n_all"] = counts[[f"n_{c}" for c in BY_ID]].sum(axis=1)
+    return inst, counts, geo.unit
 
 
 def _values(inst, counts, cid, quantity):
     if quantity == "count_per_crop":
-        return counts[cid].to_numpy(float)
+        return counts[f"n_{cid}"].to_numpy(float)
     rows = inst if cid == "all" else inst[inst["class_id"] == cid]
     return rows[quantity].dropna().to_numpy(float)
 
