@@ -58,10 +58,11 @@ def class_legend(fig, samples, bottom: float = 0.03) -> None:
 def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = None,
                 formats=("png",)) -> Path:
     """Save ``fig`` as ``figures_dir/name.{png,...}`` with the data behind it
-    (``name.csv``, from a DataFrame) and the parameters that made it (``name.json``)."""
+    (``name.csv``, from a DataFrame) and the parameters that made it (``name.json``).
+    ``fig=None`` saves a table alone (CSV + JSON)."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
+    for fmt in formats if fig is not None else ():
         with atomic_path(figures_dir / f"{name}.{fmt}") as tmp:
             fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
     if data is not None:
@@ -69,4 +70,4 @@ def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = No
             data.to_csv(tmp, index=False)
     if params is not None:
         write_json(figures_dir / f"{name}.json", params)
-    return figures_dir / f"{name}.{formats[0]}"
+    return figures_dir / (f"{name}.{formats[0]}" if fig is not None else f"{name}.csv")

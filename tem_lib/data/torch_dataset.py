@@ -38,10 +38,46 @@ class DetectionDataset(torch.utils.data.Dataset):
         return image, make_target(masks, torch.as_tensor(s.labels), idx)
 
 
+def stack_crops(samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """images float32 [N, 1, H, W] in [-1, 1] and class maps uint8 [N, H, W]."""
+    if not samples:
+        raise ValueError("no training crops")
+    shapes = {s.shape for s in samples}
+    if len(shapes) != 1:
+        raise ValueError(f"training crops must share one size, got {sorted(shapes)}")
+    images = torch.from_numpy(np.stack([s.image for s in samples]).astype(np.float32))[:, None] * 2 - 1
+    maps = torch.from_numpy(np.stack([s.class_map() for s in samples]))
+    return images, maps
+
+
 def dihedral(x: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
     """Turn the last two dims by k x 90 degrees, then mirror left-right if ``flip``."""
     x = torch.rot90(x, k, dims=(-2, -1))
     return torch.flip(x, dims=(-1,)) if flip else x
+
+
+def random_patches(images, maps, batch: int, patch: int | None, gen: torch.Generator, scale: int = 1,
+                   augment: bool = True):
+    """A batch of random patches of ``images`` [N, C, h, w] (side ``patch``; whole items when
+    None) and the matching patches of ``maps`` [N, h * scale, w * scale], each pair in the same
+    random one of the 8 orientations of the square (``scale`` > 1: latents with their
+    full-resolution masks). ``augment=False`` keeps the orientation (cached latents already
+    hold all 8: the encoder is not exactly equivariant, so turning a latent is not the same as
+    encoding a turned image)."""
+    n, _, h, w = images.shape
+    p = patch or h
+    if p > h or p > w:
+        raise ValueError(f"patch size {p} is larger than the {h}x{w} crops")
+    idx = torch.randint(n, (batch,), generator=gen)
+    oy = torch.randint(h - p + 1, (batch,), generator=gen)
+    ox = torch.randint(w - p + 1, (batch,), generator=gen)
+    g8 = torch.randint(8, (batch,), generator=gen) if augment else torch.zeros(batch, dtype=torch.long)
+    xs, ms = [], []
+    for i in range(batch):
+        y, x, k, flip = int(oy[i]), int(ox[i]), int(g8[i]) // 2, bool(g8[i] % 2)
+        xs.append(dihedral(images[idx[i], :, y:y + p, x:x + p], k, flip))
+        ms.append(dihedral(maps[idx[i], y * scale:(y + p) * scale, x * scale:(x + p) * scale], k, flip))
+    return torch.stack(xs), torch.stack(ms)
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,172 @@
+"""A small, resumable training loop shared by both LDM stages.
+
+``fit`` owns what every run needs: Accelerate (mixed precision on a GPU, plain fp32 on a CPU),
+AdamW with warm-up and cosine decay, gradient clipping, optional EMA weights, a progress bar, a
+loss history, and a checkpoint every ``checkpoint_every`` steps written atomically to
+``out_dir/checkpoint/``. Rerun with the same configuration and it resumes from there; a
+checkpoint made with another configuration is refused.
+
+Each step's batch and noise come from a generator seeded by ``(seed, step)``, so a resumed
+run draws the same batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..utils import provenance, read_json, stable_hash, write_json, write_text
+from .config import TrainConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb and not (isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)) and list(va) == list(vb)):
+            out.append(f"{prefix}{k}: checkpoint {va!r} != now {vb!r}")
+    return out
+
+
+def _save_checkpoint(ckpt: Path, modules: dict, ema, optimizer, lr_sched, state: dict) -> None:
+    tmp = ckpt.with_name(f".{ckpt.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, m in modules.items():
+        save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()},
+                  tmp / f"{name}.safetensors")
+    extra = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict()}
+    if ema is not None:
+        extra["ema"] = ema.state_dict()
+    torch.save(extra, tmp / "training_state.pt")
+    write_json(tmp / "state.json", state)
+    old = ckpt.with_name(f".{ckpt.name}.old")
+    if ckpt.exists():
+        os.replace(ckpt, old)
+    os.replace(tmp, ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(ckpt: Path, modules: dict, ema, optimizer, lr_sched) -> dict:
+    try:
+        for name, m in modules.items():
+            m.load_state_dict(load_file(ckpt / f"{name}.safetensors"))
+        # weights_only: plain tensors and numbers, never pickled code
+        extra = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(extra["optimizer"])
+        lr_sched.load_state_dict(extra["lr_scheduler"])
+        if ema is not None:
+            ema.load_state_dict(extra["ema"])
+    except Exception as e:  # noqa: BLE001 - safetensors/torch raise many types for a bad file
+        raise ValueError(f"{ckpt}: corrupt or incomplete checkpoint ({type(e).__name__}: {e}); "
+                         "delete the folder to start this stage again") from e
+    return read_json(ckpt / "state.json")
+
+
+def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Generator], torch.Tensor],
+        cfg: TrainConfig, out_dir, config: dict, device, ema_module: str | None = None,
+        desc: str = "train") -> dict:
+    """Train ``modules`` to minimise ``loss_fn(step, generator)`` for ``cfg.steps`` steps.
+
+    ``config`` (JSON-able, everything that defines the run) is stored with each checkpoint and
+    compared on resume. ``ema_module`` names the module whose weights get an EMA copy; at the
+    end the EMA weights are copied into it. Returns ``{"history": [...], "seconds": ...,
+    "resumed_from": step}``; the history is also written to ``out_dir/history.csv``.
+    """
+    from accelerate import Accelerator
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg, device), cpu=device.type == "cpu")
+    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    lr_sched = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, max(cfg.steps, 1))
+    for m in modules.values():
+        m.to(accelerator.device).train()
+    ema = None
+    if ema_module and cfg.ema_decay > 0:
+        ema = EMAModel(modules[ema_module].parameters(), decay=cfg.ema_decay, use_ema_warmup=True)
+        ema.to(accelerator.device)
+
+    full_config = {"config": config, "train": cfg.__dict__ | {}}
+    key = stable_hash(full_config)
+    ckpt = out_dir / "checkpoint"
+    state = {"step": 0, "history": [], "seconds": 0.0}
+    if (ckpt / "state.json").is_file():
+        saved = read_json(ckpt / "state.json")
+        if saved.get("key") != key:
+            diff = _config_diff(saved.get("full_config", {}), full_config)
+            raise ValueError(f"{ckpt}: checkpoint of another configuration ({'; '.join(diff[:5]) or 'different'}); "
+                             "use another out_dir or delete the checkpoint")
+        state = _load_checkpoint(ckpt, modules, ema, optimizer, lr_sched)
+    resumed_from = state["step"]
+    wrapped = accelerator.prepare(*modules.values(), optimizer)
+    optimizer = wrapped[-1]
+
+    t0 = time.perf_counter() - state["seconds"]
+    bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, desc=desc,
+               mininterval=2.0, disable=cfg.steps == 0)
+    running = None
+    for step in bar:
+        gen = step_generator(cfg.seed, step)
+        with accelerator.autocast():
+            loss = loss_fn(step, gen)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"{desc}: loss is {loss.item()} at step {step}; lower the learning rate "
+                                f"(now {cfg.lr}) or check the data (the last good checkpoint is in {ckpt})")
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        lr_sched.step()
+        if ema is not None:
+            ema.step(modules[ema_module].parameters())
+        value = float(loss.detach())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        state["history"].append([step + 1, value, lr_sched.get_last_lr()[0]])
+        bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            state.update(step=done, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
+                         provenance=provenance())
+            _save_checkpoint(ckpt, {k: accelerator.unwrap_model(m) for k, m in modules.items()},
+                             ema, optimizer, lr_sched, state)
+    bar.close()
+    if ema is not None:
+        ema.copy_to(modules[ema_module].parameters())
+    for m in modules.values():
+        m.eval()
+    hist = pd.DataFrame(state["history"], columns=["step", "loss", "lr"])
+    write_text(out_dir / "history.csv", hist.to_csv(index=False))
+    return {"history": hist, "seconds": state.get("seconds", time.perf_counter() - t0),
+            "resumed_from": resumed_from}
+
