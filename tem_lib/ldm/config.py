@@ -56,7 +56,9 @@ class DenoiserConfig:
     beta_schedule: str = "scaled_linear"
     beta_start: float = 0.0015
     beta_end: float = 0.0205
-    prediction_type: str = "epsilon"  # "epsilon", "v_prediction" or "sample"
+    # v-prediction with Min-SNR weighting trained visibly better samples than epsilon in the same
+    # 1500 CPU steps (quick profile); the authors predicted epsilon.
+    prediction_type: str = "v_prediction"  # "epsilon", "v_prediction" or "sample"
     loss: str = "mse"  # "mse" or "l1" (the authors' choice)
     # Min-SNR-gamma loss weighting (Hang et al. 2023): caps the weight of low-noise steps so
     # training spends its effort where the layout is decided; converges faster. None: off.
@@ -93,7 +95,7 @@ class LDMConfig:
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     autoencoder_training: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=8, lr=5e-4))
-    denoiser_training: TrainConfig = field(default_factory=TrainConfig)
+    denoiser_training: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4))
 
     def to_dict(self) -> dict:
         return asdict(self)
