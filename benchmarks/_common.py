@@ -22,6 +22,19 @@ def require_real_data(path=REAL_DATA) -> Path:
     return Path(path)
 
 
+def real_crops_and_folds(seed: int = 0, crop: int = 256):
+    """The real FeCrAl micrographs, their ``crop``-px crops and 4 folds of 2 test micrographs
+    (seeded order of the source ids); skips the script when the data is absent."""
+    import numpy as np
+    from tem_lib.data import load_dataset, tile_dataset
+    require_real_data()
+    micrographs = load_dataset(REAL_DATA)
+    crops = tile_dataset(micrographs, crop, min_area=12)
+    sources = sorted({m.source_id for m in micrographs})
+    order = [sources[i] for i in np.random.default_rng(seed).permutation(len(sources))]
+    return micrographs, crops, [order[i:i + 2] for i in range(0, len(order), 2)]
+
+
 def machine() -> dict:
     import os
     import torch

@@ -15,9 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from _common import REAL_DATA, require_real_data, write_results
+from _common import real_crops_and_folds, write_results
 from tem_lib import priors
-from tem_lib.data import load_dataset, tile_dataset
 
 
 def main():
@@ -25,12 +24,7 @@ def main():
     ap.add_argument("--maps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    require_real_data()
-    micrographs = load_dataset(REAL_DATA)
-    crops = tile_dataset(micrographs, 256, min_area=12)
-    sources = sorted({m.source_id for m in micrographs})
-    order = [sources[i] for i in np.random.default_rng(args.seed).permutation(len(sources))]
-    folds = [order[i:i + 2] for i in range(0, len(order), 2)]
+    micrographs, crops, folds = real_crops_and_folds(args.seed)
     rows, notes = [], []
     for f, test_src in enumerate(folds):
         train = [c for c in crops if c.source_id not in test_src]

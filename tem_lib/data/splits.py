@@ -7,7 +7,6 @@ same file.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

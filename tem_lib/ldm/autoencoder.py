@@ -6,7 +6,6 @@ import pandas as pd
 import torch
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch.nn import functional as F
 
 from ..classes import class_by_id
 from .config import AutoencoderConfig

@@ -19,9 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
 from ..utils import get_device, provenance, write_json
