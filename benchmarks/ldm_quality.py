@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import write_results
+from _common import markdown_table, write_results
 from tem_lib import workspace
 from tem_lib.data import select
 from tem_lib.ldm import load_pipeline
 from tem_lib.ldm.synthesis import generate
-from tem_lib.metrics import fidelity_table, frechet_distance, texture_features
+from tem_lib.ldm import reconstruction_report
+from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
 from tem_lib.segmentation import predict, train_segmenter
 
 SETTINGS = [  # (label, sampler, steps, guidance, eta)
@@ -38,10 +39,12 @@ SETTINGS = [  # (label, sampler, steps, guidance, eta)
 ]
 
 
-def score(name, images, maps, seg, test_feats, extra=None):
+def score(name, images, maps, seg, test_feats, extra=None, groups=None):
     fid = fidelity_table(predict(seg, images), maps)
-    row = {"images": name, **(extra or {}),
-           "frechet": frechet_distance(texture_features(images), test_feats, reference=test_feats)}
+    by_group = frechet_by_group(texture_features(images), test_feats, reference=test_feats)
+    if groups is not None:
+        groups.append({"images": name, **by_group})
+    row = {"images": name, **(extra or {}), "frechet": by_group["all"]}
     for r in fid.itertuples():
         short = {1: "dot", 2: "111", 3: "100"}[r.class_id]
         row[f"found_{short}"] = r.found
@@ -71,10 +74,15 @@ def main():
     seg_seconds = time.perf_counter() - t0
     test_images = np.stack([s.image for s in test])
     test_feats = texture_features(test_images)
+    groups = []
     rows = [score("real test crops (ceiling)", test_images, test, seg, test_feats)]
-    rows[0]["frechet"] = frechet_distance(texture_features([s.image for s in train[:len(test)]]),
-                                          test_feats, reference=test_feats)
+    floor = frechet_by_group(texture_features([s.image for s in train[:len(test)]]), test_feats, test_feats)
+    groups.append({"images": "real training crops (floor)", **floor})
+    rows[0]["frechet"] = floor["all"]
     rows[0]["images"] = "real: train crops' Frechet / test crops' fidelity (floor / ceiling)"
+    _, _, recon = reconstruction_report(pipe.vae, test)
+    rows.append(score("autoencoder reconstructions of the test crops", recon, test, seg, test_feats,
+                      groups=groups))
     for label, sampler, steps, g, eta in SETTINGS:
         t0 = time.perf_counter()
         imgs = generate(pipe, test, sampler, steps, guidance_scale=g, eta=eta, seed=args.seed,
@@ -82,13 +90,14 @@ def main():
         sec = time.perf_counter() - t0
         nfe = steps * (2 if g != 1 else 1)
         rows.append(score(label, imgs, test, seg, test_feats,
-                          {"denoiser_evals": nfe, "images_per_s": len(imgs) / sec}))
+                          {"denoiser_evals": nfe, "images_per_s": len(imgs) / sec}, groups))
         if sampler == "dpm++" and g == 1.0:
             shuffled = test[1:] + test[:1]
             rows.append(score("  same images, another crop's mask (ignore-the-mask level)", imgs,
                               shuffled, seg, test_feats))
     table = pd.DataFrame(rows)
-    ddim, fast = table.iloc[1], table.iloc[2]
+    ddim, fast = table.iloc[2], table.iloc[3]
+    groups = pd.DataFrame(groups)
     notes = f"""
 Simulated data, quick profile, split {args.split}, N = {n}: images generated for the masks of
 {len(test)} held-out test crops. Segmenter: `tem_lib.segmentation.SmallUNet`, {args.seg_steps} steps on
@@ -101,10 +110,14 @@ its floor is the first row (real training crops vs the test crops, same count).
 Sampler cost: DPM-Solver++ 25 uses {ddim['denoiser_evals'] / fast['denoiser_evals']:.0f}x fewer denoiser
 evaluations than DDIM-200 and runs {fast['images_per_s'] / ddim['images_per_s']:.1f}x faster in wall time
 here; Frechet {fast['frechet']:.2f} vs {ddim['frechet']:.2f}.
-"""
+
+Frechet distance by feature group (same standardisation; which aspect of the images differs):
+
+""" + markdown_table(groups.round(1)) + "\n"
     write_results("ldm_quality", {"table": table.to_dict(orient="records"), "split": args.split,
                                   "n_train": int(n), "n_images": len(test), "seg_steps": args.seg_steps,
-                                  "segmenter_seconds": seg_seconds}, table.round(3), notes)
+                                  "segmenter_seconds": seg_seconds, "frechet_by_group": groups.to_dict(orient="records")},
+                  table.round(3), notes)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from skimage.feature import local_binary_pattern
 
 FEATURES_VERSION = 1
 N_FEATURES = 64
+# column ranges of the feature groups, for a breakdown of what makes two sets differ
+GROUPS = {"intensity": slice(0, 9), "spectrum": slice(9, 21), "edges": slice(21, 30),
+          "blobs": slice(30, 46), "local patterns": slice(46, 64)}
 
 
 def _radial_spectrum(img: np.ndarray, n_bins: int = 12) -> np.ndarray:
@@ -78,13 +81,24 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, reference: np.ndarray | None 
     mu, sd = ref.mean(0), ref.std(0) + 1e-8
     a, b = (a - mu) / sd, (b - mu) / sd
     m1, m2 = a.mean(0), b.mean(0)
-    c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(c1 @ c2, disp=False)
+    c1, c2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = linalg.sqrtm(c1 @ c2)
     if not np.isfinite(covmean).all():  # near-singular product: regularise, as pytorch-fid does
         eps = np.eye(len(c1)) * 1e-6
         covmean = linalg.sqrtm((c1 + eps) @ (c2 + eps))
     covmean = covmean.real
     return float(((m1 - m2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.trace(covmean))
+
+
+def frechet_by_group(a: np.ndarray, b: np.ndarray, reference: np.ndarray | None = None) -> dict:
+    """``frechet_distance`` on all features (key ``"all"``) and on each of :data:`GROUPS`
+    alone: which aspect of the images (intensity, spectrum, edges, blobs, local patterns)
+    makes the two sets differ."""
+    ref = np.concatenate([a, b]) if reference is None else np.asarray(reference, float)
+    out = {"all": frechet_distance(a, b, ref)}
+    for name, cols in GROUPS.items():
+        out[name] = frechet_distance(np.asarray(a)[:, cols], np.asarray(b)[:, cols], ref[:, cols])
+    return out
 
 
 def inception_features(images, device="cpu", batch_size: int = 32) -> np.ndarray:
