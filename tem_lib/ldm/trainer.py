@@ -11,27 +11,19 @@ run draws the same batches as an uninterrupted one.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..utils import provenance, read_json, stable_hash, write_json, write_text
+from ..checkpoint import NonFiniteLoss, check_compatible, load_checkpoint, save_checkpoint, step_generator
+from ..utils import provenance, stable_hash, write_text
 from .config import TrainConfig
 
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+__all__ = ["NonFiniteLoss", "fit", "step_generator"]
 
 
 def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
@@ -40,52 +32,6 @@ def _mixed_precision(cfg: TrainConfig, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
-
-
-def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb and not (isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)) and list(va) == list(vb)):
-            out.append(f"{prefix}{k}: checkpoint {va!r} != now {vb!r}")
-    return out
-
-
-def _save_checkpoint(ckpt: Path, modules: dict, ema, optimizer, lr_sched, state: dict) -> None:
-    tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, m in modules.items():
-        save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()},
-                  tmp / f"{name}.safetensors")
-    extra = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict()}
-    if ema is not None:
-        extra["ema"] = ema.state_dict()
-    torch.save(extra, tmp / "training_state.pt")
-    write_json(tmp / "state.json", state)
-    old = ckpt.with_name(f".{ckpt.name}.old")
-    if ckpt.exists():
-        os.replace(ckpt, old)
-    os.replace(tmp, ckpt)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(ckpt: Path, modules: dict, ema, optimizer, lr_sched) -> dict:
-    try:
-        for name, m in modules.items():
-            m.load_state_dict(load_file(ckpt / f"{name}.safetensors"))
-        # weights_only: plain tensors and numbers, never pickled code
-        extra = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(extra["optimizer"])
-        lr_sched.load_state_dict(extra["lr_scheduler"])
-        if ema is not None:
-            ema.load_state_dict(extra["ema"])
-    except Exception as e:  # noqa: BLE001 - safetensors/torch raise many types for a bad file
-        raise ValueError(f"{ckpt}: corrupt or incomplete checkpoint ({type(e).__name__}: {e}); "
-                         "delete the folder to start this stage again") from e
-    return read_json(ckpt / "state.json")
 
 
 def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Generator], torch.Tensor],
@@ -115,18 +61,14 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
     if ema_module and cfg.ema_decay > 0:
         ema = EMAModel(modules[ema_module].parameters(), decay=cfg.ema_decay, use_ema_warmup=True)
         ema.to(accelerator.device)
+    stateful = {"optimizer": optimizer, "lr_scheduler": lr_sched, "ema": ema}
 
     full_config = {"config": config, "train": cfg.__dict__ | {}}
     key = stable_hash(full_config)
     ckpt = out_dir / "checkpoint"
     state = {"step": 0, "history": [], "seconds": 0.0}
-    if (ckpt / "state.json").is_file():
-        saved = read_json(ckpt / "state.json")
-        if saved.get("key") != key:
-            diff = _config_diff(saved.get("full_config", {}), full_config)
-            raise ValueError(f"{ckpt}: checkpoint of another configuration ({'; '.join(diff[:5]) or 'different'}); "
-                             "use another out_dir or delete the checkpoint")
-        state = _load_checkpoint(ckpt, modules, ema, optimizer, lr_sched)
+    if check_compatible(ckpt, key, full_config):
+        state = load_checkpoint(ckpt, modules, stateful)
     resumed_from = state["step"]
     wrapped = accelerator.prepare(*modules.values(), optimizer)
     optimizer = wrapped[-1]
@@ -158,8 +100,8 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state.update(step=done, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
                          provenance=provenance())
-            _save_checkpoint(ckpt, {k: accelerator.unwrap_model(m) for k, m in modules.items()},
-                             ema, optimizer, lr_sched, state)
+            save_checkpoint(ckpt, {k: accelerator.unwrap_model(m) for k, m in modules.items()},
+                            stateful, state)
     bar.close()
     if ema is not None:
         ema.copy_to(modules[ema_module].parameters())
