@@ -1,0 +1,152 @@
+"""The paper's metrics on hand-computed cases, and against pycocotools where they coincide."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from tem_lib.data import Instance, Sample
+from tem_lib.metrics.detection import (Detections, box_iou, coco_ap, coco_eval, evaluate_detections,
+                                       match_greedy, size_density_table)
+
+
+def rect(x1, y1, x2, y2, cls):
+    return Instance(np.ones((y2 - y1, x2 - x1), bool), x1, y1, cls)
+
+
+def sample(name, rects, shape=(256, 256), nm=None):
+    return Sample(np.zeros(shape, np.float32), [rect(*r) for r in rects], name, nm_per_px=nm, name=name)
+
+
+def dets(name, rows, shape=(256, 256), masks=True):
+    """rows: (x1, y1, x2, y2, cls, score); masks = the boxes filled."""
+    boxes = [r[:4] for r in rows]
+    inst = [rect(*r[:5]) for r in rows] if masks else None
+    return Detections(np.array(boxes, float).reshape(-1, 4), [r[4] for r in rows], [r[5] for r in rows],
+                      shape, name, inst)
+
+
+def test_box_iou_by_hand():
+    iou = box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30], [3, 3, 3, 9]])
+    assert iou[0] == pytest.approx([50 / 150, 1.0, 0.0, 0.0])  # last one is degenerate
+    assert box_iou(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+
+
+def test_gt_order_and_score_order_differ():
+    A, B = [0, 0, 10, 10], [4, 0, 14, 10]
+    P, Q = [1, 0, 11, 10], [0, 0, 10, 10]  # IoU(A,P)=0.818 IoU(B,P)=0.538 IoU(A,Q)=1 IoU(B,Q)=0.429
+    # the paper: A takes its best (Q), then B takes P
+    assert [(g, p) for g, p, _ in match_greedy([A, B], [P, Q], 0.5, "gt")] == [(0, 1), (1, 0)]
+    # COCO: P (score 0.9) takes A first; Q is left with B at 0.43 < 0.5
+    pairs = match_greedy([A, B], [P, Q], 0.5, "score", scores=[0.9, 0.8])
+    assert [(g, p) for g, p, _ in pairs] == [(0, 0)] and pairs[0][2] == pytest.approx(90 / 110)
+    # a prediction below the threshold is not used up: the next defect can still take it
+    assert [(g, p) for g, p, _ in match_greedy([[100, 100, 110, 110], A], [Q], 0.5)] == [(1, 0)]
+    with pytest.raises(ValueError, match="order"):
+        match_greedy([A], [P], 0.5, "best")
+
+
+@pytest.fixture
+def two_images():
+    truth = [sample("a", [(10, 10, 20, 20, 1), (50, 50, 70, 70, 2), (100, 100, 110, 130, 3)]),
+             sample("b", [(30, 30, 50, 50, 2)])]
+    preds = [dets("a", [(10, 10, 20, 20, 1, 0.9), (52, 52, 72, 72, 3, 0.8), (200, 200, 210, 210, 1, 0.5)]),
+             dets("b", [])]
+    return truth, preds
+
+
+def test_paper_metrics_by_hand(two_images):
+    truth, preds = two_images
+    rep = evaluate_detections(truth, preds, iou_thresholds=(0.5, 0.7))
+    t = rep.table.set_index("iou")
+    # IoU 0.5: found a (exact) and the shifted 2 (IoU 324/476 = 0.68, wrong class); FP 1; FN 2
+    assert (t.loc[0.5, ["tp", "fp", "fn"]] == [2, 1, 2]).all()
+    assert t.loc[0.5, "det_f1"] == pytest.approx(4 / 7)
+    # classes among found pairs: dot->dot (F1 1), <111> -> <100> (F1 0 for both) -> mean 1/3
+    assert t.loc[0.5, "cls_f1"] == pytest.approx(1 / 3)
+    assert t.loc[0.5, "harmonic"] == pytest.approx(8 / 19)
+    assert t.loc[0.5, "det_precision"] == pytest.approx(2 / 3) and t.loc[0.5, "det_recall"] == pytest.approx(0.5)
+    cm = rep.confusion[0.5]
+    assert cm.loc["1/2<111> loop", "<100> loop"] == 1 and cm.to_numpy().sum() == 2
+    # IoU 0.7: the shifted box is lost; only dot->dot is found; the other classes are absent
+    assert (t.loc[0.7, ["tp", "fp", "fn"]] == [1, 2, 3]).all()
+    assert t.loc[0.7, "det_f1"] == pytest.approx(2 / 7) and t.loc[0.7, "cls_f1"] == 1.0
+    assert t.loc[0.7, "absent_classes"] == "2,3" and t.loc[0.7, "harmonic"] == pytest.approx(4 / 9)
+    assert rep.headline(0.5)["harmonic"] == pytest.approx(8 / 19)
+
+
+def test_the_authors_quirks_are_options(two_images):
+    truth, preds = two_images
+    skip = evaluate_detections(truth, preds, (0.5,), skip_images_without_predictions=True).table.iloc[0]
+    assert skip["fn"] == 1 and skip["det_f1"] == pytest.approx(4 / 6) and skip["images_skipped"] == 1
+    capped = evaluate_detections(truth, preds, (0.5,), detections_cap=(1, 500)).table.iloc[0]
+    assert (capped[["tp", "fp", "fn"]] == [1, 0, 3]).all()
+    low = evaluate_detections(truth, preds, (0.5,), score_threshold=0.6).table.iloc[0]
+    assert low["fp"] == 0
+
+
+def test_degenerate_and_empty_inputs_never_give_nan():
+    empty_truth = [sample("e", [])]
+    # nothing to find, nothing claimed: perfect by definition
+    row = evaluate_detections(empty_truth, [dets("e", [])]).table.iloc[0]
+    assert row["det_f1"] == 1.0 and row["cls_f1"] == 1.0 and row["harmonic"] == 1.0
+    # predictions on a crop without defects: all false positives, headline 0
+    row = evaluate_detections(empty_truth, [dets("e", [(1, 1, 5, 5, 1, 0.5)])]).table.iloc[0]
+    assert (row[["tp", "fp", "fn"]] == [0, 1, 0]).all() and row["harmonic"] == 0.0
+    # defects but no predictions: headline 0
+    row = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [])]).table.iloc[0]
+    assert row["det_f1"] == 0.0 and row["harmonic"] == 0.0
+    # a degenerate (zero-width) predicted box matches nothing
+    rep = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [(3, 1, 3, 5, 1, 0.9)], masks=False)])
+    assert not rep.table[["det_f1", "cls_f1", "harmonic"]].isna().any().any()
+    assert rep.table.iloc[0]["tp"] == 0
+    with pytest.raises(ValueError, match="prediction sets"):
+        evaluate_detections(empty_truth, [])
+    with pytest.raises(ValueError, match="lengths must agree"):
+        Detections(np.zeros((2, 4)), [1], [0.5, 0.5], (8, 8))
+
+
+def test_score_order_matches_pycocotools():
+    """Class-agnostic, score-ordered greedy matching is COCO's: same TP count per image."""
+    rng = np.random.default_rng(0)
+    truth, preds = [], []
+    for k in range(6):
+        gt = []
+        for _ in range(rng.integers(3, 12)):
+            x, y = rng.integers(0, 220, 2)
+            w, h = rng.integers(3, 30, 2)
+            gt.append((int(x), int(y), int(x + w), int(y + h), int(rng.integers(1, 4))))
+        pr = []
+        for r in gt:
+            if rng.random() < 0.8:
+                j = rng.integers(-3, 4, 4)
+                x1, y1 = r[0] + j[0], r[1] + j[1]
+                pr.append((int(x1), int(y1), int(max(x1 + 1, r[2] + j[2])), int(max(y1 + 1, r[3] + j[3])),
+                           int(rng.integers(1, 4)), float(rng.random())))
+        for _ in range(rng.integers(0, 4)):
+            x, y = rng.integers(0, 240, 2)
+            pr.append((int(x), int(y), int(x + 8), int(y + 8), 1, float(rng.random())))
+        truth.append(sample(f"i{k}", gt))
+        preds.append(dets(f"i{k}", pr))
+    ev = coco_eval(truth, preds, "bbox", class_agnostic=True)
+    t50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
+    coco_tp = sum(int((e["dtMatches"][t50] > 0).sum()) for e in ev.evalImgs
+                  if e is not None and e["aRng"] == ev.params.areaRng[0])
+    ours = evaluate_detections(truth, preds, (0.5,), matching="score").table.iloc[0]["tp"]
+    assert ours == coco_tp and ours > 10
+
+
+def test_coco_ap_perfect_and_size_density():
+    truth = [sample("a", [(10, 10, 20, 20, 1), (40, 40, 70, 60, 2)], nm=0.5),
+             sample("b", [(5, 5, 9, 9, 1)], nm=0.5)]
+    perfect = [dets(s.name, [(*i.bbox, i.category_id, 0.9) for i in s.instances]) for s in truth]
+    ap = coco_ap(truth, perfect)
+    assert ap["bbox_AP"] == pytest.approx(1.0) and ap["segm_AP"] == pytest.approx(1.0)
+    tab = size_density_table(truth, perfect).set_index("class_id")
+    assert tab.loc[1, "n_true"] == 2 and tab.loc[1, "density_rel_error"] == 0.0
+    assert tab.loc[1, "size_rel_error"] == pytest.approx(0.0) and tab.loc[1, "size_unit"] == "nm"
+    # density per um^2: 2 dots in 2 x (256 x 0.5 nm)^2
+    assert tab.loc[1, "density_true"] == pytest.approx(2 / (2 * (256 * 0.5e-3) ** 2))
+    missed = [dets("a", [(10, 10, 20, 20, 1, 0.9)]), dets("b", [])]
+    tab = size_density_table(truth, missed).set_index("class_id")
+    assert tab.loc[1, "density_rel_error"] == pytest.approx(-0.5)
+    assert np.isnan(tab.loc[2, "size_pred"]) and np.isnan(tab.loc[3, "density_rel_error"])
+    assert isinstance(tab, pd.DataFrame)
