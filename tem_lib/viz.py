@@ -71,3 +71,18 @@ def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = No
     if params is not None:
         write_json(figures_dir / f"{name}.json", params)
     return figures_dir / (f"{name}.{formats[0]}" if fig is not None else f"{name}.csv")
+
+
+def draw_detections(ax, sample: Sample, detections, title: str | None = None, min_score: float = 0.0) -> None:
+    """The image with the true masks as class-coloured outlines and the predicted boxes as
+    dashed class-coloured rectangles (scores >= ``min_score``)."""
+    from matplotlib.patches import Rectangle
+    ax.imshow(overlay(sample, alpha=0.0))
+    for (x1, y1, x2, y2), lab, sc in zip(detections.boxes, detections.labels, detections.scores):
+        if sc < min_score:
+            continue
+        color = BY_ID[int(lab)].color if int(lab) in BY_ID else "w"
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ls="--", lw=0.8, ec=color))
+    ax.set(xticks=[], yticks=[])
+    if title:
+        ax.set_title(title, fontsize=8)

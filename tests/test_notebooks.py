@@ -104,6 +104,29 @@ def test_04_wrote_a_loadable_synthetic_dataset(smoke_run):
     assert (out / "figures" / "04_pairs.png").stat().st_size > 5000
 
 
+def test_05_trained_both_conditions_and_wrote_the_metrics(smoke_run):
+    from tem_lib.detection import load_detector
+    out, _, _ = smoke_run
+    root = out / "work" / "detector" / "split0" / "n10"
+    folders = sorted(p.name for p in root.iterdir())
+    assert folders == ["exp", "exp+gen_parametric_dpm++3_g2_4"]
+    for f in folders:
+        m = json.loads((root / f / "metrics.json").read_text())
+        assert [r["iou"] for r in m["table"]] == [0.1, 0.3, 0.5, 0.7]
+        assert all(0 <= r["harmonic"] <= 1 for r in m["table"]) and m["n_test"] == 4
+        assert m["training"]["pretrained"] == "none"
+        load_detector(root / f)
+    assert json.loads((root / folders[1] / "metrics.json").read_text())["training"]["n_synthetic"] == 4
+    figs = out / "figures"
+    table = pd.read_csv(figs / "05_metrics.csv")
+    assert set(table["condition"]) == {"EXP", "EXP+GEN"} and len(table) == 8
+    assert table[["det_f1", "cls_f1", "harmonic"]].notna().all().all()
+    for name in ("05_losses", "05_metrics", "05_confusion", "05_predictions"):
+        assert (figs / f"{name}.png").stat().st_size > 5000, name
+    assert set(pd.read_csv(figs / "05_coco_ap.csv").columns) >= {"condition", "bbox_AP", "segm_AP"}
+    assert len(pd.read_csv(figs / "05_size_density.csv")) == 6
+
+
 def test_rerun_skips_up_to_date_notebooks(smoke_run):
     out, overrides, _ = smoke_run
     records = run_pipeline("smoke", overrides=overrides, runs_dir=out / "runs",

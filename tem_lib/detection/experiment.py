@@ -1,0 +1,116 @@
+"""One condition of the paper's experiment: train a detector, predict the test crops, measure.
+
+``run_condition`` is what notebook 05 runs twice (EXP: N real crops; EXP+GEN: the same crops
+plus synthetic pairs) and what the split-sensitivity sweep runs for every (split, N,
+condition, seed). Its folder holds the trained detector, ``predictions.json`` (COCO results,
+RLE masks) and ``metrics.json``; a finished condition is loaded instead of retrained.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data import load_dataset
+from ..data.sample import Instance
+from ..metrics.detection import (IOU_THRESHOLDS, Detections, DetectionReport, _coco_results, coco_ap,
+                                 evaluate_detections, size_density_table)
+from ..utils import atomic_path, provenance, read_json, stable_hash, write_json
+from .engine import evaluate
+from .train import train_detector
+
+
+@dataclass
+class ConditionResult:
+    name: str
+    out_dir: Path
+    predictions: list[Detections]
+    report: DetectionReport
+    coco: dict
+    sizes: pd.DataFrame
+    training: dict = field(default_factory=dict)
+
+    def row(self, iou: float = 0.5) -> dict:
+        """One flat record: headline metrics at ``iou`` plus counts and training facts."""
+        t = self.report.table.set_index("iou").loc[iou]
+        return {"condition": self.name, "iou": iou, "det_f1": t.det_f1, "cls_f1": t.cls_f1, "harmonic": t.harmonic,
+                "det_precision": t.det_precision, "det_recall": t.det_recall, **self.coco,
+                **{k: v for k, v in self.training.items() if k in ("n_real", "n_synthetic", "seconds", "pretrained")}}
+
+
+def write_predictions(predictions: list[Detections], path) -> None:
+    """COCO results JSON (image ids 1.. in order; bbox x, y, w, h; RLE masks) plus the image
+    names and shapes, so :func:`read_predictions` restores the exact Detections."""
+    res = _coco_results(predictions, all(p.instances is not None for p in predictions))
+    doc = {"images": [{"id": k, "name": p.name, "shape": list(p.shape)} for k, p in enumerate(predictions, 1)],
+           "results": res}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc))
+
+
+def read_predictions(path) -> list[Detections]:
+    from pycocotools import mask as mask_utils
+    doc = read_json(path)
+    if "images" not in doc or "results" not in doc:
+        raise ValueError(f"{path}: not a predictions file (needs 'images' and 'results')")
+    by_img: dict[int, list] = {im["id"]: [] for im in doc["images"]}
+    for r in doc["results"]:
+        by_img.setdefault(r["image_id"], []).append(r)
+    out = []
+    for im in doc["images"]:
+        rs = by_img[im["id"]]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in rs)], float).reshape(-1, 4)
+        inst = None
+        if all("segmentation" in r for r in rs):
+            inst = []
+            for r in rs:
+                m = mask_utils.decode({"size": r["segmentation"]["size"],
+                                       "counts": r["segmentation"]["counts"].encode("ascii")}).astype(bool)
+                rows, cols = np.nonzero(m)
+                y0, x0 = rows.min(), cols.min()
+                inst.append(Instance(m[y0:rows.max() + 1, x0:cols.max() + 1], int(x0), int(y0), r["category_id"]))
+        out.append(Detections(boxes, [r["category_id"] for r in rs], [r["score"] for r in rs],
+                              tuple(im["shape"]), im["name"], inst))
+    return out
+
+
+def load_synthetic(folder, limit: int | None = None):
+    """The pairs of a synthetic dataset folder (notebook 04), the first ``limit`` of them."""
+    folder = Path(folder)
+    if not (folder / "metadata.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a synthetic dataset folder (no metadata.json); run notebook 04")
+    samples = load_dataset(folder)
+    return samples[:limit] if limit is not None else samples
+
+
+def run_condition(name: str, train, test, out_dir, detector: dict | None = None, training: dict | None = None,
+                  synthetic=None, device="cpu", iou_thresholds=IOU_THRESHOLDS, metric_options: dict | None = None,
+                  progress: bool = True) -> ConditionResult:
+    """Train (or resume, or load when finished) a detector on ``train`` + ``synthetic``, predict
+    ``test`` and measure it with the paper's metrics, COCO AP and size/density errors."""
+    out_dir = Path(out_dir)
+    synthetic = list(synthetic or [])
+    key = stable_hash({"detector": detector or {}, "training": training or {}, "train": [s.name for s in train],
+                       "synthetic": [s.name for s in synthetic], "test": [s.name for s in test]})
+    done = out_dir / "metrics.json"
+    if done.is_file() and read_json(done).get("key") == key and (out_dir / "predictions.json").is_file():
+        meta = read_json(out_dir / "detector.json")
+        training_info = read_json(done)["training"]
+        preds = read_predictions(out_dir / "predictions.json")
+    else:
+        model, summary = train_detector(train, out_dir, detector, training, synthetic, device, progress=progress)
+        preds = evaluate(model, test, device, progress=progress)
+        write_predictions(preds, out_dir / "predictions.json")
+        meta = read_json(out_dir / "detector.json")
+        training_info = {k: summary[k] for k in ("seconds", "resumed_from", "pretrained", "n_real", "n_synthetic")}
+    report = evaluate_detections(test, preds, iou_thresholds, class_ids=meta["class_ids"], **(metric_options or {}))
+    coco = coco_ap(test, preds)
+    sizes = size_density_table(test, preds, meta["class_ids"])
+    write_json(done, {"key": key, "name": name, "table": report.table.to_dict(orient="records"),
+                      "per_class": report.per_class.to_dict(orient="records"), "coco": coco,
+                      "sizes": sizes.to_dict(orient="records"), "training": training_info,
+                      "metric_options": report.options, "n_test": len(test), **provenance()})
+    return ConditionResult(name, out_dir, preds, report, coco, sizes, training_info)

@@ -1,0 +1,158 @@
+"""Train a Mask R-CNN on real crops, optionally mixed with synthetic pairs; resumable.
+
+``train_detector`` writes to ``out_dir``: ``checkpoint/`` after every epoch (an interruption
+loses at most one epoch; rerun to resume; a checkpoint of another configuration or other
+training data is refused), ``history.csv`` (losses per iteration) and, at the end, the model
+as ``model.safetensors`` + ``detector.json`` (configurations, class ids, which pretrained
+weights were used, data sizes, provenance), which :func:`load_detector` reads back.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from ..classes import PAPER_CLASS_IDS
+from ..data.torch_dataset import DetectionDataset, collate
+from ..utils import atomic_path, provenance, read_json, stable_hash, write_json, write_text
+from .config import DetectorConfig, DetTrainConfig, from_dict, to_dict
+from .engine import train_one_epoch
+from .model import build_maskrcnn
+
+
+def mixed_indices(n_real: int, n_syn: int, count: int, synthetic_fraction: float | None,
+                  generator: torch.Generator) -> list[int]:
+    """``count`` indices into [real..., synthetic...] (the order of ``ConcatDataset``): each
+    drawn from the synthetic part with probability ``synthetic_fraction`` (None: in proportion
+    to the sizes), uniformly within its part, with replacement."""
+    if n_real + n_syn == 0:
+        raise ValueError("no training images")
+    frac = n_syn / (n_real + n_syn) if synthetic_fraction is None else float(synthetic_fraction)
+    if n_syn == 0:
+        frac = 0.0
+    elif n_real == 0:
+        frac = 1.0
+    syn = torch.rand(count, generator=generator) < frac
+    r = torch.randint(max(n_real, 1), (count,), generator=generator)
+    s = torch.randint(max(n_syn, 1), (count,), generator=generator) + n_real
+    return torch.where(syn, s, r).tolist()
+
+
+def _optimizer(model, tcfg: DetTrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if tcfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=tcfg.lr, momentum=0.9, weight_decay=tcfg.weight_decay)
+    return torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+
+
+def _scheduler(optimizer, tcfg: DetTrainConfig):
+    """Linear warm-up, then cosine decay to 0 over all iterations."""
+    total, warm = max(tcfg.total_iters, 1), min(tcfg.warmup_iters, max(tcfg.total_iters - 1, 0))
+
+    def f(it):
+        if it < warm:
+            return (it + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (it - warm) / max(total - warm, 1)))  # a float: checkpoints stay weights_only
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+
+def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
+                   train_config: DetTrainConfig | dict | None = None, synthetic=None, device="cpu",
+                   class_ids=PAPER_CLASS_IDS, progress: bool = True):
+    """Train on ``train`` (real Samples) plus ``synthetic`` (Samples, e.g. a notebook-04
+    folder); return ``(model, summary)``. ``summary``: history DataFrame, seconds, the epoch
+    resumed from, pretrained weights used, image counts."""
+    cfg = config if isinstance(config, DetectorConfig) else from_dict(DetectorConfig, config, "detector config")
+    tcfg = (train_config if isinstance(train_config, DetTrainConfig)
+            else from_dict(DetTrainConfig, train_config, "detector training config"))
+    synthetic = list(synthetic or [])
+    train = list(train)
+    out_dir = Path(out_dir)
+    device = torch.device(device)
+    torch.manual_seed(tcfg.seed)  # the initial weights
+    model = build_maskrcnn(cfg, class_ids).to(device)
+    info = dict(model.tem_info)
+    optimizer = _optimizer(model, tcfg)
+    sched = _scheduler(optimizer, tcfg)
+    use_scaler = device.type == "cuda" and tcfg.amp == "auto" and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    full_config = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
+                   "data": {"real": [s.name for s in train], "synthetic": [s.name for s in synthetic]}}
+    key = stable_hash(full_config)
+    ckpt = out_dir / "checkpoint"
+    state = {"epoch": 0, "history": [], "seconds": 0.0}
+    stateful = {"optimizer": optimizer, "lr_scheduler": sched, "scaler": scaler}
+    if check_compatible(ckpt, key, full_config):
+        state = load_checkpoint(ckpt, {"model": model}, stateful)
+    resumed_from = state["epoch"]
+    dataset = torch.utils.data.ConcatDataset([DetectionDataset(train, augment=tcfg.augment),
+                                              DetectionDataset(synthetic, augment=tcfg.augment)])
+    t0 = time.perf_counter() - state["seconds"]
+    for epoch in range(state["epoch"], tcfg.epochs):
+        gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
+        # torchvision's proposal and ROI samplers draw from the global generator: seed it per
+        # epoch so that a resumed run repeats what an uninterrupted one would have done
+        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)
+        for part in dataset.datasets:  # the epoch's augmentations, reproducible on resume
+            part.generator = gen
+        idx = mixed_indices(len(train), len(synthetic), tcfg.iters_per_epoch * tcfg.batch_size,
+                            tcfg.synthetic_fraction, gen)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=tcfg.batch_size, sampler=idx, collate_fn=collate,
+                                             num_workers=tcfg.num_workers)
+        records = train_one_epoch(model, optimizer, loader, device, epoch, sched, scaler, tcfg.amp,
+                                  tcfg.grad_clip, progress)
+        state["history"] += records
+        state.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
+                     provenance=provenance())
+        save_checkpoint(ckpt, {"model": model}, stateful, state)
+    model.eval()
+    history = pd.DataFrame(state["history"])
+    if len(history):
+        history.insert(0, "iteration", np.arange(1, len(history) + 1))
+    write_text(out_dir / "history.csv", history.to_csv(index=False))
+    meta = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids), **info,
+            "n_real": len(train), "n_synthetic": len(synthetic), "seconds": round(state["seconds"], 1),
+            "device": str(device), **provenance()}
+    save_detector(model, out_dir, meta)
+    return model, {"history": history, "seconds": state["seconds"], "resumed_from": resumed_from, **info,
+                   "n_real": len(train), "n_synthetic": len(synthetic)}
+
+
+def save_detector(model, out_dir, meta: dict) -> Path:
+    """``out_dir/model.safetensors`` and ``out_dir/detector.json`` (written atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    write_json(out_dir / "detector.json", meta)
+    return out_dir
+
+
+def load_detector(path, device="cpu"):
+    """A detector saved by :func:`train_detector` (folder with ``detector.json`` and
+    ``model.safetensors``), in eval mode. Weights never unpickle code (safetensors)."""
+    path = Path(path)
+    meta = read_json(path / "detector.json")
+    for k in ("detector", "class_ids"):
+        if k not in meta:
+            raise ValueError(f"{path / 'detector.json'}: not a tem_lib detector (no {k!r})")
+    cfg = from_dict(DetectorConfig, {**meta["detector"], "pretrained": "none"}, f"{path / 'detector.json'}")
+    if meta["detector"].get("norm", "auto") == "auto":
+        cfg.norm = meta.get("norm", "group")
+    model = build_maskrcnn(cfg, meta["class_ids"])
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: not found")
+    try:
+        model.load_state_dict(load_file(weights))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{weights}: does not fit the configuration in detector.json or is corrupt "
+                         f"({type(e).__name__}: {str(e)[:300]})") from None
+    model.tem_info = {**model.tem_info, "pretrained": meta.get("pretrained"), "loaded_from": str(path)}
+    return model.to(device).eval()
