@@ -150,3 +150,20 @@ def test_coco_ap_perfect_and_size_density():
     assert tab.loc[1, "density_rel_error"] == pytest.approx(-0.5)
     assert np.isnan(tab.loc[2, "size_pred"]) and np.isnan(tab.loc[3, "density_rel_error"])
     assert isinstance(tab, pd.DataFrame)
+
+
+def test_per_image_counts_sum_to_the_pooled_metrics_and_bootstrap_is_paired(two_images):
+    from tem_lib.metrics.detection import paired_bootstrap, per_image_counts, scores_from_counts
+    truth, preds = two_images
+    counts, cms = per_image_counts(truth, preds, 0.5)
+    assert counts.tolist() == [[2, 1, 1], [0, 0, 1]]
+    s = scores_from_counts(counts.sum(0), cms.sum(0))
+    row = evaluate_detections(truth, preds, (0.5,)).table.iloc[0]
+    assert s["det_f1"] == pytest.approx(row["det_f1"]) and s["harmonic"] == pytest.approx(row["harmonic"])
+    # the same predictions against themselves: every replicate's gain is exactly 0
+    same = paired_bootstrap(truth, preds, preds, n_boot=50)
+    assert (same[["gain", "ci_low", "ci_high"]] == 0).all().all()
+    # perfect predictions gain over these in detection, with a CI above 0 on the found images
+    perfect = [dets(s.name, [(*i.bbox, i.category_id, 0.9) for i in s.instances]) for s in truth]
+    gain = paired_bootstrap(truth, preds, perfect, n_boot=200).set_index("metric")
+    assert gain.loc["det_f1", "gain"] == pytest.approx(1 - 4 / 7) and gain.loc["det_f1", "ci_low"] > 0

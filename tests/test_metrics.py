@@ -49,3 +49,14 @@ def test_fidelity_table_hand_case():
     w = fidelity_table(wrong, [m]).set_index("class_id")
     assert w.loc[2, "found"] == 1 and w.loc[2, "found_class"] == 0 and w.loc[2, "pixel_iou"] == 0
     assert w.loc[1, "pixel_iou"] == pytest.approx(9 / 18)
+
+
+def test_kernel_distance_is_unbiased_and_detects_a_shift():
+    from tem_lib.metrics import kernel_distance
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((60, 8)), rng.standard_normal((60, 8))
+    same, _ = kernel_distance(a, b, subsets=100, subset_size=30)
+    shifted, _ = kernel_distance(a, b + 1.0, subsets=100, subset_size=30)
+    assert abs(same) < 0.05 and shifted > 0.5  # unbiased: ~0 for two draws of one distribution
+    with pytest.raises(ValueError, match="at least 2"):
+        kernel_distance(a[:1], b)

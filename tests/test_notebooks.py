@@ -127,6 +127,60 @@ def test_05_trained_both_conditions_and_wrote_the_metrics(smoke_run):
     assert len(pd.read_csv(figs / "05_size_density.csv")) == 6
 
 
+def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
+    out, _, _ = smoke_run
+    runs = pd.read_csv(out / "figures" / "06_runs.csv")
+    assert sorted(runs["id"]) == sorted(f"split0-n{n}-syn{a}-seed0" for n in (5, 10) for a in (0, 2))
+    assert (runs.loc[runs.n_synthetic > 0, "condition"] == "EXP+GEN").all()
+    assert runs["harmonic@0.5"].between(0, 1).all()
+    gains = pd.read_csv(out / "figures" / "06_gains.csv")
+    assert set(gains["split"].astype(str)) == {"0", "pooled"} and set(gains["metric"]) == {"det_f1", "cls_f1", "harmonic"}
+    assert (gains["ci_low"] <= gains["ci_high"]).all() and gains["p_gain_positive"].between(0, 1).all()
+    # the observed gain is the difference of the two runs' rows
+    row = runs.set_index("id")
+    g = gains[(gains.split.astype(str) == "0") & (gains.n_train == 10) & (gains.metric == "harmonic")]["gain"].item()
+    assert g == pytest.approx(row.loc["split0-n10-syn2-seed0", "harmonic@0.5"] - row.loc["split0-n10-syn0-seed0", "harmonic@0.5"])
+    for name in ("06_split_sensitivity.png", "06_split_sensitivity.pdf", "06_which_improves.csv"):
+        assert (out / "figures" / name).stat().st_size > 500, name
+
+
+def test_07_drew_f1_and_realism_from_artifacts(smoke_run):
+    out, _, _ = smoke_run
+    long = pd.read_csv(out / "figures" / "07_f1_vs_n.csv")
+    assert set(long["setting"]) == {"EXP", "EXP+GEN (2)"} and set(long["metric"]) == {"det_f1", "cls_f1", "harmonic"}
+    realism = pd.read_csv(out / "figures" / "07_realism.csv")
+    assert "real training crops (floor)" in set(realism["set"]) and len(realism) >= 3
+    assert (realism["frechet"] >= 0).all() and realism["kid"].notna().all()
+    for name in ("07_f1_vs_n", "07_realism"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+
+def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, capsys):
+    import yaml
+    import tem_lib.detection.experiment as experiment
+    from tem_lib import study
+    out, _, _ = smoke_run
+    cfg = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())["06_split_sensitivity"]["sweep"]
+    sweep = study.Sweep(out / "work", cfg, progress=False)
+    assert all(sweep.is_done(r) for r in sweep.runs)
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(experiment, "run_condition", no_training)
+    assert len(sweep.run_all(log=lambda *a: None)) == 4
+    # another training seed is another run: not done
+    other = study.Sweep(out / "work", {**cfg, "training": {**cfg["training"], "lr": 5e-4}}, progress=False)
+    assert not any(other.is_done(r) for r in other.runs)
+    # the command line: list, and one run by id (done: its row comes back without training)
+    assert study._main(["--profile", "smoke", "--work-dir", str(out / "work"), "--list"]) == 0
+    listed = capsys.readouterr().out.split("\n")
+    assert "split0-n5-syn0-seed0\tdone" in listed
+    assert study._main(["--profile", "smoke", "--work-dir", str(out / "work"), "--run", "split0-n10-syn2-seed0"]) == 0
+    assert '"id": "split0-n10-syn2-seed0"' in capsys.readouterr().out
+    assert study._main(["--profile", "smoke", "--work-dir", str(out / "work"), "--run", "nope"]) == 2
+
+
 def test_rerun_skips_up_to_date_notebooks(smoke_run):
     out, overrides, _ = smoke_run
     records = run_pipeline("smoke", overrides=overrides, runs_dir=out / "runs",
