@@ -115,8 +115,12 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+    bad = blobs(2, 0)
+    for s in bad:
+        s.image[:] = np.nan  # e.g. a float TIFF with NaNs that slipped through
     with pytest.raises(NonFiniteLoss, match="loss is nan"):
-        train_detector(blobs(2, 0), tmp_path, TINY, {**FAST, "lr": float("nan")}, progress=False)
+        train_detector(bad, tmp_path, TINY, FAST, progress=False)
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_predictions_round_trip_and_condition_is_cached(tmp_path):

@@ -77,6 +77,11 @@ def test_read_image_formats(tmp_path):
         read_image(tmp_path / "bad.png")
     with pytest.raises(FileNotFoundError, match="nope.png: image not found"):
         read_image(tmp_path / "nope.png")
+    f = np.ones((8, 8), np.float32)
+    f[2, 3] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", f)
+    with pytest.raises(ValueError, match="nan.tif: image has 1 non-finite pixel"):
+        read_image(tmp_path / "nan.tif")
 
 
 def _sample(name="s0", shape=(40, 50)):

@@ -65,9 +65,10 @@ def read_image(path) -> np.ndarray:
     if arr.dtype == bool:
         return arr.astype(np.float32)
     arr = arr.astype(np.float32)
-    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        raise ValueError(f"{path}: image contains no finite values")
+    bad = int((~np.isfinite(arr)).sum())
+    if bad:  # NaN would reach training as a NaN loss, far from its cause
+        raise ValueError(f"{path}: image has {bad} non-finite pixel(s) (NaN or inf); fill or crop them first")
+    lo, hi = float(arr.min()), float(arr.max())
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
