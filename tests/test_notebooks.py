@@ -125,6 +125,8 @@ def test_05_trained_both_conditions_and_wrote_the_metrics(smoke_run):
         assert (figs / f"{name}.png").stat().st_size > 5000, name
     assert set(pd.read_csv(figs / "05_coco_ap.csv").columns) >= {"condition", "bbox_AP", "segm_AP"}
     assert len(pd.read_csv(figs / "05_size_density.csv")) == 6
+    by_score = pd.read_csv(figs / "05_score_threshold.csv")
+    assert len(by_score) == 2 * 9 and (by_score.groupby("condition")["fp"].diff().dropna() <= 0).all()
 
 
 def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
