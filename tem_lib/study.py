@@ -253,6 +253,10 @@ def _main(argv=None) -> int:
     from .workspace import project_root
     prof = load_profile(args.profile, project_root())
     common, section = prof.get("common", {}), prof.get("06_split_sensitivity", {})
+    if "sweep" not in section:
+        print(f"error: profile {args.profile!r} has no 06_split_sensitivity.sweep section; the command line "
+              "runs the sweep a profile defines", file=sys.stderr)
+        return 2
     work_dir = args.work_dir or section.get("work_dir") or common.get("work_dir")
     device = get_device(args.device or section.get("device") or common.get("device", "auto"))
     try:
