@@ -41,7 +41,8 @@ def main():
     rows.append({"images": "real training crops (floor)", "n": len(train),
                  "frechet": frechet_distance(texture_features([s.image for s in train]), test_feats,
                                              reference=test_feats)})
-    shown = [test[i] for i in np.random.default_rng(args.seed).permutation(len(test))[:args.n_show]]
+    idx = [int(i) for i in np.random.default_rng(args.seed).permutation(len(test))[:args.n_show]]
+    shown = [test[i] for i in idx]
     results = {}
     for label, sampler, steps, g in [("DPM-Solver++ 25", "dpm++", 25, 1.0),
                                      ("DPM-Solver++ 25, guidance 2", "dpm++", 25, 2.0)]:
@@ -50,7 +51,6 @@ def main():
         rows.append({"images": f"generated, {label}", "n": len(imgs),
                      "frechet": frechet_distance(texture_features(imgs), test_feats, reference=test_feats)})
     table = pd.DataFrame(rows)
-    idx = [test.index(s) for s in shown]
     fig, axes = plt.subplots(1 + len(results), len(shown), figsize=(2.3 * len(shown), 2.4 * (1 + len(results))),
                              squeeze=False)
     for j, s in enumerate(shown):
