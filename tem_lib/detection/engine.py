@@ -71,20 +71,19 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, lr_scheduler=N
 def _to_detections(out: dict, shape, name: str, mask_threshold: float = 0.5) -> Detections:
     boxes = out["boxes"].float().cpu().numpy()
     probs = out["masks"][:, 0].float().cpu().numpy() if "masks" in out else None
+    labels = out["labels"].cpu().numpy()
     instances = None
     if probs is not None:
         instances = []
-        for p in probs:
+        for p, lab in zip(probs, labels):
             m = p >= mask_threshold
             if not m.any():  # keep one pixel (the most confident) so every detection has a mask
                 m = np.zeros_like(m)
                 m[np.unravel_index(np.argmax(p), p.shape)] = True
             rows, cols = np.nonzero(m)
             y0, x0 = rows.min(), cols.min()
-            instances.append(Instance(m[y0:rows.max() + 1, x0:cols.max() + 1].copy(), int(x0), int(y0), 0))
-        for inst, lab in zip(instances, out["labels"].cpu().numpy()):
-            inst.category_id = int(lab)
-    return Detections(boxes, out["labels"].cpu().numpy(), out["scores"].float().cpu().numpy(), tuple(shape),
+            instances.append(Instance(m[y0:rows.max() + 1, x0:cols.max() + 1].copy(), int(x0), int(y0), int(lab)))
+    return Detections(boxes, labels, out["scores"].float().cpu().numpy(), tuple(shape),
                       name, instances)
 
 

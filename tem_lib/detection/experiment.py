@@ -33,13 +33,6 @@ class ConditionResult:
     sizes: pd.DataFrame
     training: dict = field(default_factory=dict)
 
-    def row(self, iou: float = 0.5) -> dict:
-        """One flat record: headline metrics at ``iou`` plus counts and training facts."""
-        t = self.report.table.set_index("iou").loc[iou]
-        return {"condition": self.name, "iou": iou, "det_f1": t.det_f1, "cls_f1": t.cls_f1, "harmonic": t.harmonic,
-                "det_precision": t.det_precision, "det_recall": t.det_recall, **self.coco,
-                **{k: v for k, v in self.training.items() if k in ("n_real", "n_synthetic", "seconds", "pretrained")}}
-
 
 def write_predictions(predictions: list[Detections], path) -> None:
     """COCO results JSON (image ids 1.. in order; bbox x, y, w, h; RLE masks) plus the image

@@ -213,12 +213,9 @@ def evaluate_detections(truth: list, predictions: list[Detections], iou_threshol
     if len(truth) != len(predictions):
         raise ValueError(f"{len(predictions)} prediction sets for {len(truth)} images")
     class_ids = tuple(int(c) for c in class_ids)
-    col = {c: k for k, c in enumerate(class_ids)}
     n_cls = len(class_ids)
     thresholds = tuple(float(t) for t in iou_thresholds)
-    counts = {t: np.zeros(3, dtype=np.int64) for t in thresholds}  # tp, fp, fn
-    confusion = {t: np.zeros((n_cls, n_cls + 1), dtype=np.int64) for t in thresholds}  # last: other
-    per_image, skipped = [], 0
+    kept_truth, kept_preds, skipped = [], [], 0
     for i, (gt, pred) in enumerate(zip(truth, predictions)):
         if tuple(gt.shape) != tuple(pred.shape):
             raise ValueError(f"{pred.name}: predictions for a {pred.shape} image, truth {gt.name} is {gt.shape}")
@@ -228,30 +225,25 @@ def evaluate_detections(truth: list, predictions: list[Detections], iou_threshol
         if skip_images_without_predictions and len(pred) == 0:
             skipped += 1
             continue
-        gt_boxes, gt_labels = gt.boxes(), gt.labels
-        for t in thresholds:
-            pairs = match_greedy(gt_boxes, pred.boxes, t, matching, pred.scores)
-            tp = len(pairs)
-            fp, fn = len(pred) - tp, len(gt_boxes) - tp
-            counts[t] += (tp, fp, fn)
-            for g, p, _ in pairs:
-                if gt_labels[g] in col:
-                    confusion[t][col[gt_labels[g]], col.get(int(pred.labels[p]), n_cls)] += 1
-            per_image.append({"image": gt.name, "iou": t, "tp": tp, "fp": fp, "fn": fn,
-                              "n_true": len(gt_boxes), "n_pred": len(pred)})
+        kept_truth.append(gt)
+        kept_preds.append(pred)
+    counts, confusion, per_image = {}, {}, []
+    for t in thresholds:
+        c, cm = per_image_counts(kept_truth, kept_preds, t, class_ids, matching)
+        counts[t], confusion[t] = c.sum(0), cm.sum(0)
+        per_image += [{"image": gt.name, "iou": t, "tp": int(tp), "fp": int(fp), "fn": int(fn),
+                       "n_true": len(gt.instances), "n_pred": len(p)}
+                      for gt, p, (tp, fp, fn) in zip(kept_truth, kept_preds, c)]
     rows, per_class, cms = [], [], {}
     names = [class_by_id(c).display for c in class_ids]
     for t in thresholds:
         tp, fp, fn = (int(v) for v in counts[t])
         cm = confusion[t]
-        cls_f1, pc, absent = classification_scores(cm, class_ids)
-        if tp == 0 and fp == 0 and fn == 0:
-            cls_f1 = 1.0  # nothing to find and nothing claimed: nothing misclassified either
-        det_f1 = f1(tp, fp, fn)
+        _, pc, absent = classification_scores(cm, class_ids)
         row = {"iou": t, "tp": tp, "fp": fp, "fn": fn,
                "det_precision": tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0),
                "det_recall": tp / (tp + fn) if tp + fn else 1.0,
-               "det_f1": det_f1, "cls_f1": cls_f1, "harmonic": harmonic(det_f1, cls_f1),
+               **scores_from_counts(counts[t], cm, class_ids),
                "cls_accuracy": float(np.trace(cm[:, :n_cls]) / cm.sum()) if cm.sum() else 0.0,
                "absent_classes": ",".join(str(c) for c in absent)}
         for c, r in zip(class_ids, pc.itertuples()):
@@ -267,7 +259,8 @@ def evaluate_detections(truth: list, predictions: list[Detections], iou_threshol
     options = {"matching": matching, "score_threshold": score_threshold,
                "skip_images_without_predictions": skip_images_without_predictions,
                "detections_cap": detections_cap, "class_ids": list(class_ids)}
-    return DetectionReport(table, cms, pd.concat(per_class, ignore_index=True), pd.DataFrame(per_image), options)
+    per_image = pd.DataFrame(per_image, columns=["image", "iou", "tp", "fp", "fn", "n_true", "n_pred"])
+    return DetectionReport(table, cms, pd.concat(per_class, ignore_index=True), per_image, options)
 
 
 # ----------------------------------------------------------------------------- COCO AP
@@ -392,7 +385,7 @@ def scores_from_counts(counts: np.ndarray, cms: np.ndarray, class_ids=PAPER_CLAS
     tp, fp, fn = (int(v) for v in counts)
     cls, _, _ = classification_scores(cms, class_ids)
     if tp == fp == fn == 0:
-        cls = 1.0
+        cls = 1.0  # nothing to find and nothing claimed: nothing misclassified either
     det = f1(tp, fp, fn)
     return {"det_f1": det, "cls_f1": cls, "harmonic": harmonic(det, cls)}
 
