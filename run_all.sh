@@ -5,6 +5,9 @@
 #   ./run_all.sh --profile smoke      # minutes; what the tests run
 #   ./run_all.sh --profile paper      # the paper's scale (GPU)
 #   ./run_all.sh --only 01 --force    # one stage, even if up to date
+#   ./run_all.sh --data DIR [--nm-per-px X] [--name NAME]
+#                                     # 01-07 on your own data (COCO, YOLO-seg, ImageJ, gray masks;
+#                                     # PNG/JPEG/TIFF/DM3/DM4/EMD/SER), written to runs/NAME/
 #   ./run_all.sh --test [pytest args] # the test suite (what CI runs)
 #
 # On a fresh clone it creates .venv, installs requirements-lock.txt and tem_lib, and

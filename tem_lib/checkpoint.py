@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .utils import read_json, write_json
+from .utils import read_json, torch_generator, write_json
 
 
 class NonFiniteLoss(RuntimeError):
@@ -24,7 +24,7 @@ class NonFiniteLoss(RuntimeError):
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The generator of one training step: a resumed run draws what an uninterrupted one did."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch_generator(seed, step)
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

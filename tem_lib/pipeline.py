@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from .profiles import load_profile, notebook_parameters
 from .utils import read_json, stable_hash, write_json
 from .workspace import project_root
 
@@ -28,31 +27,6 @@ class NotebookFailed(RuntimeError):
 
 def list_notebooks(notebooks_dir: Path) -> list[Path]:
     return sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-
-
-def load_profile(profile: str, root: Path) -> dict:
-    path = root / "profiles" / f"{profile}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-        raise FileNotFoundError(f"{path}: no such profile; known profiles: {known}")
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
-    return d
-
-
-def notebook_parameters(nb_path: Path, profile: dict, overrides: dict) -> dict:
-    """Profile values (common, then the notebook's section, then overrides) for the
-    parameters this notebook declares in its ``parameters`` cell."""
-    import papermill
-    declared = papermill.inspect_notebook(str(nb_path))
-    merged = {**profile.get("common", {}), **profile.get(nb_path.stem, {}), **overrides}
-    unknown = set(profile.get(nb_path.stem, {})) - set(declared)
-    if unknown:
-        raise ValueError(f"profile section {nb_path.stem!r} sets {sorted(unknown)}, which "
-                         f"{nb_path.name} does not declare")
-    return {k: v for k, v in merged.items() if k in declared}
 
 
 def _kernel_name() -> str:
@@ -130,6 +104,26 @@ def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrid
     return records
 
 
+def data_overrides(data, name: str | None, nm_per_px: float | None, overrides: dict,
+                   root: Path | None = None) -> tuple[dict, Path]:
+    """Parameters that point every notebook at a user's dataset: ``dataset_dir`` (absolute),
+    ``nm_per_px`` and a work folder, figures folder and executed notebooks under
+    ``runs/<name>/`` (``name`` defaults to the dataset folder's name)."""
+    import re
+    data = Path(data).expanduser().resolve()
+    if not data.exists():
+        raise FileNotFoundError(f"{data}: no such dataset folder or file")
+    name = name or (data.parent.name if data.is_file() else data.name)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name) or name in (".", ".."):
+        raise ValueError(f"--name {name!r}: use letters, digits, '_', '-' or '.'")
+    base = Path(root or project_root()) / "runs" / name
+    out = {"work_dir": str(base / "work"), "figures_dir": str(base / "figures"), **overrides,
+           "dataset_dir": str(data)}  # an explicit -p work_dir / figures_dir wins
+    if nm_per_px is not None:
+        out["nm_per_px"] = nm_per_px
+    return out, base / "notebooks"
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)
@@ -148,9 +142,23 @@ def main(argv=None) -> int:
                     metavar=("NAME", "VALUE"), help="override a parameter (JSON value)")
     ap.add_argument("--runs-dir", default=None,
                     help="where executed notebooks go (default runs/<profile>)")
+    ap.add_argument("--data", default=None, metavar="DIR",
+                    help="run on your own dataset (a folder or a COCO json / YOLO data.yaml in any format "
+                         "tem_lib reads); everything goes to runs/NAME/, never over figures/")
+    ap.add_argument("--nm-per-px", type=float, default=None, help="with --data: the pixel size in nm")
+    ap.add_argument("--name", default=None, help="with --data: the run's name (default: the data folder's name)")
     args = ap.parse_args(argv)
     only = [o for item in (args.only or []) for o in item.split(",") if o] or None
     overrides = {k: _parse_value(v) for k, v in args.param}
+    if args.data is None and (args.nm_per_px is not None or args.name is not None):
+        ap.error("--nm-per-px and --name go with --data")
+    if args.data is not None:
+        try:
+            overrides, runs_dir = data_overrides(args.data, args.name, args.nm_per_px, overrides)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 2
+        args.runs_dir = args.runs_dir or runs_dir
     t0 = time.perf_counter()
     try:
         run_pipeline(args.profile, only, args.force, overrides, runs_dir=args.runs_dir,

@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from .classes import PAPER_CLASS_IDS
 from .data.torch_dataset import random_patches, stack_crops
+from .utils import torch_generator
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -26,7 +26,7 @@ class SmallUNet(nn.Module):
     """Grayscale image float [B, 1, H, W] in [-1, 1] -> logits [B, 1 + len(class_ids), H, W]
     (channel 0 background). H and W must be multiples of ``2 ** depth``."""
 
-    def __init__(self, class_ids=PAPER_CLASS_IDS, width: int = 16, depth: int = 3):
+    def __init__(self, class_ids, width: int = 16, depth: int = 3):
         super().__init__()
         self.class_ids = tuple(int(c) for c in class_ids)
         chans = [width * 2 ** i for i in range(depth + 1)]
@@ -53,7 +53,7 @@ def _targets(maps: torch.Tensor, class_ids) -> torch.Tensor:
     return lut[maps.long()]
 
 
-def train_segmenter(samples, class_ids=PAPER_CLASS_IDS, steps: int = 600, batch_size: int = 8,
+def train_segmenter(samples, class_ids, steps: int = 600, batch_size: int = 8,
                     patch: int = 128, lr: float = 2e-3, width: int = 16, device="cpu", seed: int = 0,
                     progress: bool = True) -> SmallUNet:
     """Train on random patches (with flips/turns) of labelled crops; cross-entropy with class
@@ -68,7 +68,7 @@ def train_segmenter(samples, class_ids=PAPER_CLASS_IDS, steps: int = 600, batch_
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.1)
     for step in tqdm(range(steps), desc="segmenter", disable=not progress, mininterval=2.0):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        gen = torch_generator(seed, step)
         x, m = random_patches(images, maps, batch_size, min(patch, images.shape[-1]), gen)
         loss = F.cross_entropy(model(x.to(device)), _targets(m, class_ids).to(device), weight=weight)
         if not torch.isfinite(loss):

@@ -41,8 +41,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from .classes import BY_NAME
-from .data.io import write_dataset
+from .classes import ClassSet, preset as class_preset
+from .data.io import Dataset, write_dataset
 from .data.sample import Instance, Sample
 from .geometry import ellipse_frame, rasterize_ellipse
 from .utils import provenance, read_json
@@ -116,6 +116,16 @@ class SimulatorConfig:
     stretch_high: Range = (205.0, 232.0)  # 8-bit value of the 99.5th percentile
     jpeg_quality: Range | None = (75.0, 95.0)  # JPEG round trip as in the exported FeCrAl
     # micrographs (None: lossless); masks are unaffected
+
+    def class_set(self) -> ClassSet:
+        """The classes this configuration draws: the paper's ``fecral`` class set, plus
+        cavities (``fecral_cavities``) when their density is positive."""
+        cav = self.classes.get("cavity")
+        unknown = set(self.classes) - set(class_preset("fecral_cavities").names)
+        if unknown:
+            raise ValueError(f"simulator classes {sorted(unknown)} have no class-set entry; known: "
+                             f"{list(class_preset('fecral_cavities').names)}")
+        return class_preset("fecral_cavities" if cav is not None and cav.density_per_um2 > 0 else "fecral")
 
     @property
     def area_um2(self) -> float:
@@ -271,9 +281,12 @@ def _place_defects(rng, cfg: SimulatorConfig, shape):
             fx0, fy0, r, phi = ellipse_frame(cx, cy, major, minor, angle, shape, pad=pad)
             darkness[fy0:fy0 + r.shape[0], fx0:fx0 + r.shape[1]] += _defect_darkness(
                 rng, kind, spec, r, phi, minor, cfg.nm_per_px)
-            instances.append(Instance(m, x0, y0, BY_NAME[name].id, (cx, cy, major, minor, angle)))
+            instances.append(Instance(m, x0, y0, _CLASS_IDS[name], (cx, cy, major, minor, angle)))
             break
     return instances, darkness
+
+
+_CLASS_IDS = {c.name: c.id for c in class_preset("fecral_cavities")}
 
 
 # ----------------------------------------------------------------------------- image
@@ -330,8 +343,9 @@ def _simulate_one(args) -> Sample:
 
 
 def simulate(cfg: SimulatorConfig, n_images: int, seed: int = 0, workers: int | None = None,
-             progress: bool = False) -> list[Sample]:
-    """``n_images`` micrographs; identical for a seed whatever ``workers`` is."""
+             progress: bool = False) -> Dataset:
+    """``n_images`` micrographs (a :class:`~tem_lib.data.Dataset` with the configuration's
+    class set); identical for a seed whatever ``workers`` is."""
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
     workers = workers or min(os.cpu_count() or 1, n_images, 8)
@@ -345,10 +359,15 @@ def simulate(cfg: SimulatorConfig, n_images: int, seed: int = 0, workers: int | 
     if progress:
         it = tqdm(it, total=n_images, desc="simulating micrographs")
     try:
-        return list(it)
+        return Dataset(list(it), cfg.class_set(), format="simulated")
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+def default_dataset_dir(data_dir, preset_name: str, image_size: int, n_images: int, seed: int) -> Path:
+    """Where notebook 01 writes a simulated dataset of these parameters (under ``data_dir``)."""
+    return Path(data_dir) / "simulated" / f"{preset_name}_{image_size}px_n{n_images}_seed{seed}"
 
 
 def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int = 16,
@@ -370,7 +389,7 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
         if not overwrite:
             raise FileExistsError(f"{out_dir}: exists with other parameters (pass overwrite=True)")
     samples = simulate(cfg, n_images, seed, workers, progress)
-    return write_dataset(samples, out_dir, {**meta, "provenance": provenance()}, overwrite=True)
+    return write_dataset(samples, out_dir, cfg.class_set(), {**meta, "provenance": provenance()}, overwrite=True)
 
 
 def _jsonable(obj):

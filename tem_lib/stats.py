@@ -10,11 +10,11 @@ import pandas as pd
 from scipy import ndimage
 from skimage.measure import regionprops
 
-from .classes import BY_ID
+from .classes import ClassSet
 from .data.sample import Sample
 
 
-def instance_table(samples: list[Sample]) -> pd.DataFrame:
+def instance_table(samples: list[Sample], classes: ClassSet | None = None) -> pd.DataFrame:
     """One row per instance: ellipse fit of its mask (scikit-image moments).
 
     Columns: source_id, name, class_id, class_name, cx, cy (px, image coordinates),
@@ -36,7 +36,7 @@ def instance_table(samples: list[Sample]) -> pd.DataFrame:
             angle = (np.degrees(p.orientation) + 90.0) % 180.0
             cy, cx = p.centroid
             rows.append({"source_id": s.source_id, "name": s.name, "class_id": inst.category_id,
-                         "class_name": BY_ID[inst.category_id].name,
+                         "class_name": classes[inst.category_id].name if classes else str(inst.category_id),
                          "cx": inst.x0 + cx + 0.5, "cy": inst.y0 + cy + 0.5,
                          "major": major, "minor": minor, "ratio": major / minor, "angle": angle,
                          "area": float(p.area), "major_nm": major * nm, "minor_nm": minor * nm,
@@ -67,8 +67,9 @@ def noise_stats(image: np.ndarray, highpass_sigma: float = 2.0) -> dict:
             "noise_corr_y": cy}
 
 
-def image_table(samples: list[Sample]) -> pd.DataFrame:
-    """One row per image: size, defect counts per class, density, intensity and noise."""
+def image_table(samples: list[Sample], classes: ClassSet) -> pd.DataFrame:
+    """One row per image: size, defect counts per class (``n_<class name>``), density,
+    intensity and noise."""
     rows = []
     for s in samples:
         h, w = s.shape
@@ -77,8 +78,8 @@ def image_table(samples: list[Sample]) -> pd.DataFrame:
         row = {"source_id": s.source_id, "name": s.name, "height": h, "width": w,
                "nm_per_px": s.nm_per_px, "n_defects": len(labels),
                "defects_per_mpx": len(labels) / mpx}
-        for cid, c in BY_ID.items():
-            row[f"n_{c.name}"] = int((labels == cid).sum())
+        for c in classes:
+            row[f"n_{c.name}"] = int((labels == c.id).sum())
         if s.nm_per_px:
             row["defects_per_um2"] = len(labels) / (h * w * (s.nm_per_px / 1000.0) ** 2)
         p = np.percentile(s.image * 255.0, [1, 5, 50, 95, 99])

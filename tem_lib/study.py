@@ -1,4 +1,4 @@
-"""The split-sensitivity sweep: K splits x N x condition x seed, one detector run each.
+"""The study: K splits x N x condition x seed, one detector run each.
 
 A *run* trains one Mask R-CNN on the N real training crops of a split plus ``amount``
 synthetic pairs (0: EXP, the baseline; ``"5x"``: five times N; an integer: that many) and
@@ -9,7 +9,7 @@ notebook 02; a condition with k pairs uses the first k of the pool, so condition
 (split, N) are nested and their differences paired.
 
 Every finished run writes one row (all metrics at every IoU threshold, parameters, package
-versions, timings) to ``work_dir/sweep/rows/<run_id>.json``; a rerun skips runs whose row
+versions, timings) to ``work_dir/rows/<run_id>.json``; a rerun skips runs whose row
 exists for the same settings. Rows are separate files so that a cluster job array or several
 GPUs can share one sweep: ``python -m tem_lib.study --profile paper --prepare`` trains the
 generators and pools first, then ``--index $SLURM_ARRAY_TASK_ID`` (or ``--run ID``) runs
@@ -18,7 +18,6 @@ one run each. :func:`collect` gathers the rows into one table.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import re
 import sys
@@ -29,18 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .utils import provenance, read_json, stable_hash, write_json
+from .utils import from_dict, provenance, read_json, stable_hash, write_json
 
 _AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)x$")
 
 
 @dataclass
 class SweepConfig:
-    """What the sweep covers and how each run is made (profiles set it: notebook 06's
-    ``sweep`` parameter)."""
-    splits: tuple[int, ...] = (0, 1)
-    n_train: tuple[int, ...] = (10, 50, 100)
-    amounts: tuple = (0, "1x", "5x")  # synthetic pairs per run: 0 (EXP), "Kx" (K x N) or a count
+    """What the study covers and how each run is made (profiles set it in ``common.sweep``:
+    the ``sweep`` parameter of notebooks 03-06)."""
+    splits: tuple[int, ...] | None = None  # None: every split of the split file
+    n_train: tuple[int, ...] | None = None  # None: every N of the split file
+    amounts: tuple = (0, "2x")  # synthetic pairs per run: 0 (EXP), "Kx" (K x N) or a count
     seeds: tuple[int, ...] = (0,)
     prior: str = "parametric"  # mask prior of notebook 02: "parametric" or "bootstrap"
     sampler: str = "dpm++"
@@ -53,20 +52,13 @@ class SweepConfig:
     n_test: int | None = None  # score at most this many test crops per split (None: all)
     batch_size: int = 8  # generation batch
 
+    def __post_init__(self):
+        for a in self.amounts:
+            n_synthetic(a, 10)  # validates
+
     @classmethod
     def from_dict(cls, d: dict | None) -> "SweepConfig":
-        d = dict(d or {})
-        names = set(cls.__dataclass_fields__)
-        bad = set(d) - names
-        if bad:
-            raise ValueError(f"sweep config: unknown keys {sorted(bad)}; known: {sorted(names)}")
-        for k in ("splits", "n_train", "amounts", "seeds"):
-            if k in d:
-                d[k] = tuple(d[k])
-        cfg = cls(**d)
-        for a in cfg.amounts:
-            n_synthetic(a, 10)  # validates
-        return cfg
+        return from_dict(cls, d, "sweep config")
 
 
 def n_synthetic(amount, n: int) -> int:
@@ -83,49 +75,82 @@ def run_id(split: int, n: int, amount, seed: int) -> str:
     return f"split{split}-n{n}-syn{amount}-seed{seed}"
 
 
-def list_runs(cfg: SweepConfig, n_available: list[int] | None = None) -> list[dict]:
-    """Every run of the sweep, in a fixed order (splits, N, amount, seed)."""
-    runs = []
-    for split, n, amount, seed in itertools.product(cfg.splits, cfg.n_train, cfg.amounts, cfg.seeds):
-        if n_available is not None and n not in n_available:
-            raise ValueError(f"N = {n} is not in the split file (it has {n_available}); rerun notebook 01 with it")
-        runs.append({"id": run_id(split, n, amount, seed), "split": split, "n_train": n, "amount": amount,
-                     "n_synthetic": n_synthetic(amount, n), "seed": seed})
-    return runs
+def condition_name(amount) -> str:
+    """EXP (no synthetic pairs) or EXP+GEN (amount)."""
+    return "EXP" if n_synthetic(amount, 10**6) == 0 else f"EXP+GEN ({amount})"
 
 
 class Sweep:
-    """A sweep over the workspace of notebook 01 (``work_dir``)."""
+    """The sweep over a workspace of notebook 01 (a :class:`~tem_lib.workspace.Workspace` or
+    its ``work_dir``): the single source of the study's trained generators and detectors.
 
-    def __init__(self, work_dir, config: SweepConfig | dict | None = None, device="cpu", progress: bool = True):
-        from . import workspace
+    Notebook 03 shows the generator of one cell (:meth:`generator`), 04 its synthetic pool
+    (:meth:`prepare`), 05 the detectors of one cell (:meth:`result`), 06 runs the rest and 07
+    reads it all: nothing is trained twice. Artifacts live where the workspace says
+    (``ws.path``): ``ldm/``, ``synthetic/``, ``detector/`` and ``rows/``.
+    """
+
+    def __init__(self, workspace, config: SweepConfig | dict | None = None, device="cpu", progress: bool = True):
+        from . import workspace as _ws
         self.cfg = config if isinstance(config, SweepConfig) else SweepConfig.from_dict(config)
-        self.ws = workspace.load(work_dir)
+        self.ws = workspace if isinstance(workspace, _ws.Workspace) else _ws.load(workspace)
         self.device = device
         self.progress = progress
-        self.root = self.ws.work_dir / "sweep"
-        self.runs = list_runs(self.cfg, [int(n) for n in self.ws.splits["n_train"]])
+        self.classes = self.ws.classes
+        cells = self.ws.cells(self.cfg.splits, self.cfg.n_train)
+        self.runs = [{"id": run_id(s, n, a, seed), "split": s, "n_train": n, "amount": a,
+                      "n_synthetic": n_synthetic(a, n), "seed": seed, "condition": condition_name(a)}
+                     for s, n in cells for a in self.cfg.amounts for seed in self.cfg.seeds]
+        self._pipes: dict = {}
 
-    # ------------------------------------------------------------------ data of a (split, N)
-    def _crops(self, split: int, n: int):
-        from .data import select
-        sp = self.ws.splits["splits"][split]
-        train = select(self.ws.crops, sp["train"][str(n)], where=f"split {split}")
-        test = select(self.ws.crops, sp["test"], where=f"split {split}")[:self.cfg.n_test]
-        return train, test
+    # ------------------------------------------------------------------ cells
+    def cells(self) -> list[tuple[int, int]]:
+        return list(dict.fromkeys((r["split"], r["n_train"]) for r in self.runs))
+
+    def cell_runs(self, split: int, n: int, seed: int | None = None) -> list[dict]:
+        return [r for r in self.runs if (r["split"], r["n_train"]) == (split, n) and seed in (None, r["seed"])]
 
     def pool_size(self, split: int, n: int) -> int:
-        return max([r["n_synthetic"] for r in self.runs if r["split"] == split and r["n_train"] == n] + [0])
+        return max([r["n_synthetic"] for r in self.cell_runs(split, n)] + [0])
+
+    def _ldm_config(self) -> dict:
+        c = self.cfg.ldm_config
+        return {**c, "autoencoder_training": {"seed": 0, **c.get("autoencoder_training", {})},
+                "denoiser_training": {"seed": 0, **c.get("denoiser_training", {})}}
+
+    def ldm_dir(self, split: int, n: int) -> Path:
+        """The (split, N) generator's folder; another LDM configuration gets another folder."""
+        return self.ws.path("ldm", split, n, f"cfg-{stable_hash(self._ldm_config())[:8]}")
 
     def pool_dir(self, split: int, n: int) -> Path:
         c = self.cfg
-        return (self.root / "synthetic" / f"split{split}" / f"n{n}"
-                / f"{c.prior}_{c.sampler}{c.steps}_g{c.guidance_scale:g}_{self.pool_size(split, n)}")
+        key = stable_hash({"ldm": self._ldm_config(), "eta": c.eta})[:8]
+        return self.ws.path("synthetic", split, n, f"{c.prior}_{c.sampler}{c.steps}_g{c.guidance_scale:g}"
+                                                   f"_{self.pool_size(split, n)}_cfg-{key}")
+
+    def generator(self, split: int, n: int):
+        """The (split, N) LDM trained on exactly those N crops, as in the paper (trained on the
+        first call, resumed after an interruption, loaded once finished); returns
+        ``(pipeline, summary)`` with the loss histories."""
+        from . import ldm
+        if (split, n) not in self._pipes:
+            self._pipes[split, n] = ldm.train_ldm(self.ws.train(split, n), self._ldm_config(), self.ldm_dir(split, n),
+                                                  device=self.device, sampler=self.cfg.sampler, classes=self.classes)
+        return self._pipes[split, n]
+
+    def prior(self, split: int, n: int):
+        """The cell's mask prior of notebook 02 (fitted here if notebook 02 did not run)."""
+        from . import priors
+        path = self.ws.path("priors", split, n, f"{self.cfg.prior}.json")
+        if path.is_file():
+            return priors.load_prior(path)
+        prior = priors.fit_prior(self.ws.train(split, n), self.cfg.prior, classes=self.classes)
+        prior.save(path)
+        return prior
 
     def prepare(self, split: int, n: int) -> Path | None:
-        """Train (or load) the LDM of (split, N) and write its synthetic pool; None if no run
-        of this (split, N) needs synthetic pairs."""
-        from . import ldm, priors
+        """The cell's synthetic pool (generator trained or loaded, maps drawn from its prior,
+        images written as a dataset folder); None if no run of the cell needs synthetic pairs."""
         from .ldm.synthesis import synthesize
         size = self.pool_size(split, n)
         if size == 0:
@@ -133,36 +158,37 @@ class Sweep:
         out = self.pool_dir(split, n)
         if (out / "metadata.json").is_file():
             return out
-        train, _ = self._crops(split, n)
-        ldm_cfg = {**self.cfg.ldm_config,
-                   "autoencoder_training": {"seed": 0, **self.cfg.ldm_config.get("autoencoder_training", {})},
-                   "denoiser_training": {"seed": 0, **self.cfg.ldm_config.get("denoiser_training", {})}}
-        # the sweep's own generators (notebook 03's may have another configuration)
-        model_dir = self.root / "ldm" / f"split{split}" / f"n{n}"
-        pipe, _ = ldm.train_ldm(train, ldm_cfg, model_dir, device=self.device, sampler=self.cfg.sampler)
-        prior_file = self.ws.work_dir / "priors" / f"split{split}" / f"n{n}" / f"{self.cfg.prior}.json"
-        if prior_file.is_file():
-            prior = priors.load_prior(prior_file)
-        else:  # notebook 02 fits every split and N; fit here if it was not run
-            prior = priors.fit_prior(train, self.cfg.prior)
-            priors.save_prior(prior, prior_file)
-        maps = prior.sample(size, self.ws.info["crop_size"], generator=np.random.default_rng([split, n]),
-                            name=f"sweep{split}-{n}", nm_per_px=train[0].nm_per_px)
-        synthesize(pipe, maps, out, sampler=self.cfg.sampler, steps=self.cfg.steps,
+        pipe, _ = self.generator(split, n)
+        maps = self.prior(split, n).sample(size, self.ws.crop_size, generator=np.random.default_rng([split, n]),
+                                           name=f"syn{split}-{n}", nm_per_px=self.ws.nm_per_px)
+        synthesize(pipe, maps, out, self.classes, sampler=self.cfg.sampler, steps=self.cfg.steps,
                    guidance_scale=self.cfg.guidance_scale, eta=self.cfg.eta, seed=1000 * split + n,
                    batch_size=self.cfg.batch_size, overwrite=True, progress=self.progress,
-                   metadata={"model": str(model_dir / "pipeline"), "prior": str(prior_file),
-                             "prior_kind": self.cfg.prior, "split": split, "n_train": n, "sweep": True})
+                   metadata={"model": str(self.ldm_dir(split, n) / "pipeline"), "prior_kind": self.cfg.prior,
+                             "split": split, "n_train": n, "sweep": True})
+        return out
+
+    def pools(self) -> list[dict]:
+        """The finished synthetic pools: one record (split, n_train, path) per cell."""
+        out = []
+        for split, n in self.cells():
+            p = self.pool_dir(split, n)
+            if self.pool_size(split, n) and (p / "metadata.json").is_file():
+                out.append({"split": split, "n_train": n, "path": p})
         return out
 
     # ------------------------------------------------------------------ runs
     def _settings(self, run: dict) -> dict:
         c = asdict(self.cfg)
         keep = ("prior", "sampler", "steps", "guidance_scale", "eta", "ldm_config", "detector", "training", "n_test")
-        return {**{k: c[k] for k in keep}, **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")}}
+        return {**{k: c[k] for k in keep}, **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")},
+                "classes": self.classes.to_dict()}
 
     def row_path(self, rid: str) -> Path:
-        return self.root / "rows" / f"{rid}.json"
+        return self.ws.path("rows") / f"{rid}.json"
+
+    def run_dir(self, run: dict) -> Path:
+        return self.ws.path("detector", run["split"], run["n_train"], run["id"])
 
     def is_done(self, run: dict) -> bool:
         p = self.row_path(run["id"])
@@ -178,33 +204,42 @@ class Sweep:
         """The test predictions of a finished run (:class:`~tem_lib.metrics.detection.Detections`)."""
         from .detection.experiment import read_predictions
         run = self.get(run) if isinstance(run, str) else run
-        return read_predictions(self.root / "runs" / run["id"] / "predictions.json")
+        return read_predictions(self.run_dir(run) / "predictions.json")
 
     def test_crops(self, split: int):
-        return self._crops(split, self.cfg.n_train[0])[1]
+        return self.ws.test(split, self.cfg.n_test)
+
+    def baseline(self, run: dict) -> dict:
+        """The EXP run with the same split, N and seed."""
+        return next(b for b in self.runs if b["n_synthetic"] == 0 and
+                    (b["split"], b["n_train"], b["seed"]) == (run["split"], run["n_train"], run["seed"]))
+
+    def result(self, run: dict | str):
+        """Train (or resume, or load once finished) the run's detector and score it:
+        a :class:`~tem_lib.detection.experiment.ConditionResult`."""
+        from .detection.experiment import load_synthetic, run_condition
+        run = self.get(run) if isinstance(run, str) else run
+        syn = load_synthetic(self.prepare(run["split"], run["n_train"]), run["n_synthetic"]) if run["n_synthetic"] else []
+        training = {**self.cfg.training, "seed": run["seed"]}
+        return run_condition(run["condition"], self.ws.train(run["split"], run["n_train"]), self.test_crops(run["split"]),
+                             self.run_dir(run), self.classes, self.cfg.detector, training, synthetic=syn,
+                             device=self.device, progress=self.progress)
 
     def run(self, run: dict | str) -> dict:
         """Run one run (by dict or id) unless its row exists; return its row."""
-        from .detection.experiment import load_synthetic, run_condition
         run = self.get(run) if isinstance(run, str) else run
         if self.is_done(run):
             return read_json(self.row_path(run["id"]))
         t0 = time.perf_counter()
-        train, test = self._crops(run["split"], run["n_train"])
-        syn = []
-        if run["n_synthetic"]:
-            syn = load_synthetic(self.prepare(run["split"], run["n_train"]), run["n_synthetic"])
-        training = {**self.cfg.training, "seed": run["seed"]}
-        res = run_condition("EXP+GEN" if syn else "EXP", train, test, self.root / "runs" / run["id"],
-                            self.cfg.detector, training, synthetic=syn, device=self.device, progress=self.progress)
+        res = self.result(run)
         row = {"key": stable_hash(self._settings(run)), **run, "amount": str(run["amount"]),
-               "condition": res.name, "n_test": len(test), "seconds": round(time.perf_counter() - t0, 1),
+               "n_test": len(res.predictions), "seconds": round(time.perf_counter() - t0, 1),
                "train_seconds": res.training.get("seconds"), "pretrained": res.training.get("pretrained"),
                "settings": self._settings(run), **provenance()}
+        per_class = [f"f1_{c.name}" for c in self.classes]
         for r in res.report.table.to_dict(orient="records"):
             t = f"{r['iou']:g}"
-            for k in ("det_f1", "cls_f1", "harmonic", "det_precision", "det_recall", "tp", "fp", "fn",
-                      "f1_black_dot", "f1_loop_111", "f1_loop_100"):
+            for k in ("det_f1", "cls_f1", "harmonic", "det_precision", "det_recall", "tp", "fp", "fn", *per_class):
                 if k in r:
                     row[f"{k}@{t}"] = r[k]
         row.update(res.coco)
@@ -220,12 +255,17 @@ class Sweep:
 
     def collect(self) -> pd.DataFrame:
         """The rows of this sweep's finished runs, one per run (other sweeps' rows ignored)."""
+        return collect(self.ws.path("rows"), [r["id"] for r in self.runs if self.is_done(r)])
+
+
+def collect(self) -> pd.DataFrame:
+        """The rows of this sweep's finished runs, one per run (other sweeps' rows ignored)."""
         return collect(self.root, [r["id"] for r in self.runs if self.is_done(r)])
 
 
-def collect(sweep_dir, ids=None) -> pd.DataFrame:
-    """All rows under ``sweep_dir/rows`` (or those of ``ids``) as a DataFrame."""
-    rows_dir = Path(sweep_dir) / "rows"
+def collect(rows_dir, ids=None) -> pd.DataFrame:
+    """All rows in ``rows_dir`` (``ws.path("rows")``; or those of ``ids``) as a DataFrame."""
+    rows_dir = Path(rows_dir)
     files = sorted(rows_dir.glob("*.json")) if ids is None else [rows_dir / f"{i}.json" for i in ids]
     rows = []
     for f in files:
@@ -239,7 +279,7 @@ def collect(sweep_dir, ids=None) -> pd.DataFrame:
 
 def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tem_lib.study", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="quick", help="profile whose 06_split_sensitivity section defines the sweep")
+    ap.add_argument("--profile", default="quick", help="profile whose common.sweep section defines the sweep")
     ap.add_argument("--work-dir", default=None, help="workspace of notebook 01 (default: the profile's)")
     ap.add_argument("--device", default=None)
     g = ap.add_mutually_exclusive_group()
@@ -248,24 +288,24 @@ def _main(argv=None) -> int:
     g.add_argument("--run", default=None, help="run one run by id")
     g.add_argument("--index", type=int, default=None, help="run the run at this 0-based index (job arrays)")
     args = ap.parse_args(argv)
-    from .pipeline import load_profile
+    from .profiles import load_profile, sweep_section
     from .utils import get_device
     from .workspace import project_root
     prof = load_profile(args.profile, project_root())
-    common, section = prof.get("common", {}), prof.get("06_split_sensitivity", {})
-    if "sweep" not in section:
-        print(f"error: profile {args.profile!r} has no 06_split_sensitivity.sweep section; the command line "
-              "runs the sweep a profile defines", file=sys.stderr)
+    common = prof.get("common", {})
+    if sweep_section(prof) is None:
+        print(f"error: profile {args.profile!r} has no common.sweep section; the command line runs the sweep a "
+              "profile defines", file=sys.stderr)
         return 2
-    work_dir = args.work_dir or section.get("work_dir") or common.get("work_dir")
-    device = get_device(args.device or section.get("device") or common.get("device", "auto"))
+    work_dir = args.work_dir or common.get("work_dir")
+    device = get_device(args.device or common.get("device", "auto"))
     try:
-        sweep = Sweep(work_dir, section.get("sweep", {}), device=device)
+        sweep = Sweep(work_dir, sweep_section(prof), device=device)
         if args.list:
             for r in sweep.runs:
                 print(f"{r['id']}\t{'done' if sweep.is_done(r) else 'todo'}")
         elif args.prepare:
-            for split, n in dict.fromkeys((r["split"], r["n_train"]) for r in sweep.runs):
+            for split, n in sweep.cells():
                 print(f"split {split}, N {n}: {sweep.prepare(split, n)}")
         elif args.run or args.index is not None:
             run = sweep.get(args.run) if args.run else sweep.runs[args.index]

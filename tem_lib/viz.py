@@ -7,19 +7,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import to_rgb
 
-from .classes import BY_ID
+from .classes import ClassSet
 from .data.sample import Sample
 from .utils import atomic_path, write_json
 
 
-def overlay(sample: Sample, alpha: float = 0.35, outline: bool = True) -> np.ndarray:
-    """RGB float [H, W, 3] of the image with class-coloured instance masks."""
+def overlay(sample: Sample, classes: ClassSet, alpha: float = 0.35, outline: bool = True) -> np.ndarray:
+    """RGB float [H, W, 3] of the image with instance masks in ``classes``' colours."""
     from scipy import ndimage
     rgb = np.repeat(sample.image[..., None], 3, axis=2).astype(np.float32)
     for inst in sample.instances:
         h, w = inst.mask.shape
         view = rgb[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w]
-        color = np.array(to_rgb(BY_ID[inst.category_id].color), np.float32)
+        color = np.array(to_rgb(classes.color(inst.category_id)), np.float32)
         m = inst.mask
         if outline:
             m = m & ~ndimage.binary_erosion(m, border_value=0)
@@ -29,7 +29,7 @@ def overlay(sample: Sample, alpha: float = 0.35, outline: bool = True) -> np.nda
     return rgb
 
 
-def show_samples(samples: list[Sample], ncols: int = 4, size: float = 3.0, titles=True):
+def show_samples(samples: list[Sample], classes: ClassSet, ncols: int = 4, size: float = 3.0, titles=True):
     """Grid of image / overlay pairs (two rows per row of samples)."""
     n = len(samples)
     nrows = 2 * int(np.ceil(n / ncols))
@@ -39,17 +39,17 @@ def show_samples(samples: list[Sample], ncols: int = 4, size: float = 3.0, title
     for k, s in enumerate(samples):
         r, c = 2 * (k // ncols), k % ncols
         axes[r, c].imshow(s.image, cmap="gray", vmin=0, vmax=1)
-        axes[r + 1, c].imshow(overlay(s))
+        axes[r + 1, c].imshow(overlay(s, classes))
         if titles:
             axes[r, c].set_title(s.name if len(s.name) < 32 else s.name[:29] + "...", fontsize=7)
-    class_legend(fig, samples)
+    class_legend(fig, samples, classes)
     return fig
 
 
-def class_legend(fig, samples, bottom: float = 0.03) -> None:
+def class_legend(fig, samples, classes: ClassSet, bottom: float = 0.03) -> None:
     """A legend of the classes present in ``samples`` below the panels, then tight layout."""
-    handles = [plt.Line2D([], [], color=BY_ID[c].color, lw=3, label=BY_ID[c].display)
-               for c in sorted({i.category_id for s in samples for i in s.instances})]
+    present = {i.category_id for s in samples for i in s.instances}
+    handles = [plt.Line2D([], [], color=c.color, lw=3, label=c.display) for c in classes if c.id in present]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, bottom, 1, 1))
@@ -73,15 +73,16 @@ def save_figure(fig, figures_dir, name: str, data=None, params: dict | None = No
     return figures_dir / (f"{name}.{formats[0]}" if fig is not None else f"{name}.csv")
 
 
-def draw_detections(ax, sample: Sample, detections, title: str | None = None, min_score: float = 0.0) -> None:
+def draw_detections(ax, sample: Sample, detections, classes: ClassSet, title: str | None = None,
+                    min_score: float = 0.0) -> None:
     """The image with the true masks as class-coloured outlines and the predicted boxes as
     dashed class-coloured rectangles (scores >= ``min_score``)."""
     from matplotlib.patches import Rectangle
-    ax.imshow(overlay(sample, alpha=0.0))
+    ax.imshow(overlay(sample, classes, alpha=0.0))
     for (x1, y1, x2, y2), lab, sc in zip(detections.boxes, detections.labels, detections.scores):
         if sc < min_score:
             continue
-        color = BY_ID[int(lab)].color if int(lab) in BY_ID else "w"
+        color = classes.color(int(lab)) if int(lab) in classes else "w"
         ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ls="--", lw=0.8, ec=color))
     ax.set(xticks=[], yticks=[])
     if title:

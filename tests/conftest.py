@@ -18,3 +18,14 @@ def sim_samples(small_cfg):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def small_ws(tmp_path_factory, small_cfg):
+    """A workspace over 4 simulated 512-px micrographs: 16 crops, 2 splits, N 2/4."""
+    from tem_lib import workspace
+    from tem_lib.simulate import generate_dataset
+    root = tmp_path_factory.mktemp("ws")
+    cfg = preset(height=512, width=512)
+    data = generate_dataset(root / "data", cfg, n_images=4, seed=5, workers=1)
+    return workspace.prepare(root / "work", data, n_train=(2, 4), n_splits=2, seed=0, n_val=3)

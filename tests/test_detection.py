@@ -8,7 +8,10 @@ from tem_lib.checkpoint import NonFiniteLoss
 from tem_lib.data import Instance, Sample
 from tem_lib.detection import (DetectorConfig, PretrainedWeightsMissing, build_maskrcnn, cached_weights_path,
                                evaluate, load_detector, mixed_indices, train_detector)
+from tem_lib.classes import preset
 from tem_lib.detection.experiment import read_predictions, run_condition, write_predictions
+
+FECRAL = preset("fecral")
 
 TINY = {"fpn_channels": 16, "representation_size": 32, "mask_head_channels": 16, "min_size": [64], "max_size": 64,
         "pretrained": "none"}
@@ -74,14 +77,14 @@ def test_mixed_indices_ratio_and_reproducibility():
 
 def test_train_resume_refuse_and_load(tmp_path):
     real, syn = blobs(4, 0), blobs(4, 1, prefix="s")
-    model, s = train_detector(real, tmp_path / "a", TINY, FAST, synthetic=syn, progress=False)
+    model, s = train_detector(real, tmp_path / "a", TINY, FAST, synthetic=syn, class_ids=(1, 2, 3), progress=False)
     h = s["history"]
     assert len(h) == 4 and h["loss"].notna().all() and s["n_synthetic"] == 4 and s["resumed_from"] == 0
     # interrupted after epoch 1 = a checkpoint of epoch 1: rerun with 3 epochs refuses (other config) ...
     with pytest.raises(ValueError, match="another configuration.*epochs"):
-        train_detector(real, tmp_path / "a", TINY, {**FAST, "epochs": 3}, synthetic=syn, progress=False)
+        train_detector(real, tmp_path / "a", TINY, {**FAST, "epochs": 3}, synthetic=syn, class_ids=(1, 2, 3), progress=False)
     # ... and the same run resumes (here: is complete) without training again
-    _, s2 = train_detector(real, tmp_path / "a", TINY, FAST, synthetic=syn, progress=False)
+    _, s2 = train_detector(real, tmp_path / "a", TINY, FAST, synthetic=syn, class_ids=(1, 2, 3), progress=False)
     assert s2["resumed_from"] == 2 and len(s2["history"]) == 4
     loaded = load_detector(tmp_path / "a")
     x = [torch.rand(1, 64, 64)]
@@ -96,7 +99,7 @@ def test_train_resume_refuse_and_load(tmp_path):
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     import tem_lib.detection.train as tr
     real = blobs(4, 0)
-    _, full = train_detector(real, tmp_path / "full", TINY, FAST, progress=False)
+    _, full = train_detector(real, tmp_path / "full", TINY, FAST, class_ids=(1, 2, 3), progress=False)
     real_epoch = tr.train_one_epoch
 
     def interrupted(*args, **kw):
@@ -105,10 +108,10 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
         return real_epoch(*args, **kw)
     monkeypatch.setattr(tr, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_detector(real, tmp_path / "cut", TINY, FAST, progress=False)
+        train_detector(real, tmp_path / "cut", TINY, FAST, class_ids=(1, 2, 3), progress=False)
     assert not (tmp_path / "cut" / "model.safetensors").exists()  # no final model from a cut run
     monkeypatch.setattr(tr, "train_one_epoch", real_epoch)
-    _, resumed = train_detector(real, tmp_path / "cut", TINY, FAST, progress=False)
+    _, resumed = train_detector(real, tmp_path / "cut", TINY, FAST, class_ids=(1, 2, 3), progress=False)
     assert resumed["resumed_from"] == 1
     # the same seeded batches and augmentations: the same losses as the uninterrupted run
     assert np.allclose(resumed["history"]["loss"], full["history"]["loss"], rtol=1e-4)
@@ -119,13 +122,13 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
     for s in bad:
         s.image[:] = np.nan  # e.g. a float TIFF with NaNs that slipped through
     with pytest.raises(NonFiniteLoss, match="loss is nan"):
-        train_detector(bad, tmp_path, TINY, FAST, progress=False)
+        train_detector(bad, tmp_path, TINY, FAST, class_ids=(1, 2, 3), progress=False)
     assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_predictions_round_trip_and_condition_is_cached(tmp_path):
     real, test = blobs(4, 0), blobs(2, 5, prefix="t")
-    res = run_condition("EXP", real, test, tmp_path / "exp", TINY, FAST, progress=False)
+    res = run_condition("EXP", real, test, tmp_path / "exp", FECRAL, TINY, FAST, progress=False)
     assert len(res.predictions) == 2 and set(res.report.table["iou"]) == {0.1, 0.3, 0.5, 0.7}
     assert not res.report.table[["det_f1", "cls_f1", "harmonic"]].isna().any().any()
     write_predictions(res.predictions, tmp_path / "p.json")
@@ -133,7 +136,7 @@ def test_predictions_round_trip_and_condition_is_cached(tmp_path):
     for a, b in zip(res.predictions, back):
         assert np.allclose(a.boxes, b.boxes, atol=1e-4) and (a.labels == b.labels).all()
         assert all(np.array_equal(i.full_mask(a.shape), j.full_mask(b.shape)) for i, j in zip(a.instances, b.instances))
-    again = run_condition("EXP", real, test, tmp_path / "exp", TINY, FAST, progress=False)
+    again = run_condition("EXP", real, test, tmp_path / "exp", FECRAL, TINY, FAST, progress=False)
     assert again.report.table.equals(res.report.table)
     preds = evaluate(load_detector(tmp_path / "exp"), [s.image for s in test], "cpu", progress=False)
     assert len(preds) == 2 and preds[0].shape == (64, 64)

@@ -3,9 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tem_lib.classes import preset
 from tem_lib.data import Instance, Sample
 from tem_lib.metrics.detection import (Detections, box_iou, coco_ap, coco_eval, evaluate_detections,
                                        match_greedy, size_density_table)
+
+
+FECRAL = preset("fecral")
 
 
 def rect(x1, y1, x2, y2, cls):
@@ -55,7 +59,7 @@ def two_images():
 
 def test_paper_metrics_by_hand(two_images):
     truth, preds = two_images
-    rep = evaluate_detections(truth, preds, iou_thresholds=(0.5, 0.7))
+    rep = evaluate_detections(truth, preds, iou_thresholds=(0.5, 0.7), classes=FECRAL)
     t = rep.table.set_index("iou")
     # IoU 0.5: found a (exact) and the shifted 2 (IoU 324/476 = 0.68, wrong class); FP 1; FN 2
     assert (t.loc[0.5, ["tp", "fp", "fn"]] == [2, 1, 2]).all()
@@ -75,31 +79,31 @@ def test_paper_metrics_by_hand(two_images):
 
 def test_the_authors_quirks_are_options(two_images):
     truth, preds = two_images
-    skip = evaluate_detections(truth, preds, (0.5,), skip_images_without_predictions=True).table.iloc[0]
+    skip = evaluate_detections(truth, preds, (0.5,), skip_images_without_predictions=True, classes=FECRAL).table.iloc[0]
     assert skip["fn"] == 1 and skip["det_f1"] == pytest.approx(4 / 6) and skip["images_skipped"] == 1
-    capped = evaluate_detections(truth, preds, (0.5,), detections_cap=(1, 500)).table.iloc[0]
+    capped = evaluate_detections(truth, preds, (0.5,), detections_cap=(1, 500), classes=FECRAL).table.iloc[0]
     assert (capped[["tp", "fp", "fn"]] == [1, 0, 3]).all()
-    low = evaluate_detections(truth, preds, (0.5,), score_threshold=0.6).table.iloc[0]
+    low = evaluate_detections(truth, preds, (0.5,), score_threshold=0.6, classes=FECRAL).table.iloc[0]
     assert low["fp"] == 0
 
 
 def test_degenerate_and_empty_inputs_never_give_nan():
     empty_truth = [sample("e", [])]
     # nothing to find, nothing claimed: perfect by definition
-    row = evaluate_detections(empty_truth, [dets("e", [])]).table.iloc[0]
+    row = evaluate_detections(empty_truth, [dets("e", [])], classes=FECRAL).table.iloc[0]
     assert row["det_f1"] == 1.0 and row["cls_f1"] == 1.0 and row["harmonic"] == 1.0
     # predictions on a crop without defects: all false positives, headline 0
-    row = evaluate_detections(empty_truth, [dets("e", [(1, 1, 5, 5, 1, 0.5)])]).table.iloc[0]
+    row = evaluate_detections(empty_truth, [dets("e", [(1, 1, 5, 5, 1, 0.5)])], classes=FECRAL).table.iloc[0]
     assert (row[["tp", "fp", "fn"]] == [0, 1, 0]).all() and row["harmonic"] == 0.0
     # defects but no predictions: headline 0
-    row = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [])]).table.iloc[0]
+    row = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [])], classes=FECRAL).table.iloc[0]
     assert row["det_f1"] == 0.0 and row["harmonic"] == 0.0
     # a degenerate (zero-width) predicted box matches nothing
-    rep = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [(3, 1, 3, 5, 1, 0.9)], masks=False)])
+    rep = evaluate_detections([sample("d", [(1, 1, 5, 5, 1)])], [dets("d", [(3, 1, 3, 5, 1, 0.9)], masks=False)], classes=FECRAL)
     assert not rep.table[["det_f1", "cls_f1", "harmonic"]].isna().any().any()
     assert rep.table.iloc[0]["tp"] == 0
     with pytest.raises(ValueError, match="prediction sets"):
-        evaluate_detections(empty_truth, [])
+        evaluate_detections(empty_truth, [], classes=FECRAL)
     with pytest.raises(ValueError, match="lengths must agree"):
         Detections(np.zeros((2, 4)), [1], [0.5, 0.5], (8, 8))
 
@@ -130,7 +134,7 @@ def test_score_order_matches_pycocotools():
     t50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
     coco_tp = sum(int((e["dtMatches"][t50] > 0).sum()) for e in ev.evalImgs
                   if e is not None and e["aRng"] == ev.params.areaRng[0])
-    ours = evaluate_detections(truth, preds, (0.5,), matching="score").table.iloc[0]["tp"]
+    ours = evaluate_detections(truth, preds, (0.5,), matching="score", classes=FECRAL).table.iloc[0]["tp"]
     assert ours == coco_tp and ours > 10
 
 
@@ -140,13 +144,13 @@ def test_coco_ap_perfect_and_size_density():
     perfect = [dets(s.name, [(*i.bbox, i.category_id, 0.9) for i in s.instances]) for s in truth]
     ap = coco_ap(truth, perfect)
     assert ap["bbox_AP"] == pytest.approx(1.0) and ap["segm_AP"] == pytest.approx(1.0)
-    tab = size_density_table(truth, perfect).set_index("class_id")
+    tab = size_density_table(truth, perfect, FECRAL).set_index("class_id")
     assert tab.loc[1, "n_true"] == 2 and tab.loc[1, "density_rel_error"] == 0.0
     assert tab.loc[1, "size_rel_error"] == pytest.approx(0.0) and tab.loc[1, "size_unit"] == "nm"
     # density per um^2: 2 dots in 2 x (256 x 0.5 nm)^2
     assert tab.loc[1, "density_true"] == pytest.approx(2 / (2 * (256 * 0.5e-3) ** 2))
     missed = [dets("a", [(10, 10, 20, 20, 1, 0.9)]), dets("b", [])]
-    tab = size_density_table(truth, missed).set_index("class_id")
+    tab = size_density_table(truth, missed, FECRAL).set_index("class_id")
     assert tab.loc[1, "density_rel_error"] == pytest.approx(-0.5)
     assert np.isnan(tab.loc[2, "size_pred"]) and np.isnan(tab.loc[3, "density_rel_error"])
     assert isinstance(tab, pd.DataFrame)
@@ -155,15 +159,15 @@ def test_coco_ap_perfect_and_size_density():
 def test_per_image_counts_sum_to_the_pooled_metrics_and_bootstrap_is_paired(two_images):
     from tem_lib.metrics.detection import paired_bootstrap, per_image_counts, scores_from_counts
     truth, preds = two_images
-    counts, cms = per_image_counts(truth, preds, 0.5)
+    counts, cms = per_image_counts(truth, preds, 0.5, FECRAL)
     assert counts.tolist() == [[2, 1, 1], [0, 0, 1]]
-    s = scores_from_counts(counts.sum(0), cms.sum(0))
-    row = evaluate_detections(truth, preds, (0.5,)).table.iloc[0]
+    s = scores_from_counts(counts.sum(0), cms.sum(0), FECRAL)
+    row = evaluate_detections(truth, preds, (0.5,), classes=FECRAL).table.iloc[0]
     assert s["det_f1"] == pytest.approx(row["det_f1"]) and s["harmonic"] == pytest.approx(row["harmonic"])
     # the same predictions against themselves: every replicate's gain is exactly 0
-    same = paired_bootstrap(truth, preds, preds, n_boot=50)
+    same = paired_bootstrap(truth, preds, preds, n_boot=50, classes=FECRAL)
     assert (same[["gain", "ci_low", "ci_high"]] == 0).all().all()
     # perfect predictions gain over these in detection, with a CI above 0 on the found images
     perfect = [dets(s.name, [(*i.bbox, i.category_id, 0.9) for i in s.instances]) for s in truth]
-    gain = paired_bootstrap(truth, preds, perfect, n_boot=200).set_index("metric")
+    gain = paired_bootstrap(truth, preds, perfect, n_boot=200, classes=FECRAL).set_index("metric")
     assert gain.loc["det_f1", "gain"] == pytest.approx(1 - 4 / 7) and gain.loc["det_f1", "ci_low"] > 0

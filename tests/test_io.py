@@ -5,6 +5,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from tem_lib.classes import preset
 from tem_lib.data import (load_dataset, read_coco, read_graymask, read_image, read_imagej,
                           write_dataset)
 from tem_lib.data.sample import Instance, Sample
@@ -12,6 +13,7 @@ from tem_lib.geometry import rasterize_ellipse
 from tem_lib.stats import instance_table
 
 HEADER = " ,Area,X,Y,Major,Minor,Angle,class\n"
+FECRAL = preset("fecral")
 
 
 def _imagej_folder(tmp_path, rows, size=(64, 80), header=HEADER, name="img, 1 (2)"):
@@ -26,14 +28,14 @@ def test_imagej_reader_rasterises_ellipses_with_imagej_angles(tmp_path):
     # angle 30 deg counter-clockwise on screen: major axis along (cos 30, -sin 30) in (x, y-down)
     root = _imagej_folder(tmp_path, ["1,0,40,32,30,10,30,0\n", "2,0,10,10,6,6,0,1\n",
                                      "3,0,60,50,20,4,90,2\n"])
-    (s,) = read_imagej(root)
+    (s,) = read_imagej(root, FECRAL)
     assert s.name == "img, 1 (2)" and list(s.labels) == [2, 1, 3]  # <111>, dot, <100>
     loop = s.instances[0].full_mask(s.shape)
     c, d = np.cos(np.deg2rad(30)), -np.sin(np.deg2rad(30))
     # pixel centres along the major axis are inside up to 15 px, along the minor only to 5
     assert loop[int(32 + 13 * d), int(40 + 13 * c)] and loop[int(32 - 13 * d), int(40 - 13 * c)]
     assert not loop[int(32 + 8 * c), int(40 - 8 * d)]
-    t = instance_table([s])
+    t = instance_table([s], FECRAL)
     assert t.angle[0] == pytest.approx(30, abs=3) and t.major[0] == pytest.approx(30, abs=1.5)
     assert t.angle[2] == pytest.approx(90, abs=3)  # vertical bar
     bar = s.instances[2]
@@ -50,7 +52,7 @@ def test_imagej_reader_rasterises_ellipses_with_imagej_angles(tmp_path):
 def test_imagej_bad_tables_name_file_and_problem(tmp_path, rows, header, match):
     root = _imagej_folder(tmp_path, rows, header=header)
     with pytest.raises(ValueError, match=match) as e:
-        read_imagej(root)
+        read_imagej(root, FECRAL)
     assert "_results.csv" in str(e.value)
 
 
@@ -58,10 +60,10 @@ def test_imagej_missing_image_and_empty_folder(tmp_path):
     root = _imagej_folder(tmp_path, ["1,0,40,32,30,10,30,0\n"])
     (root / "images" / "img, 1 (2).jpg").unlink()
     with pytest.raises(FileNotFoundError, match="no image named 'img, 1 \\(2\\)'"):
-        read_imagej(root)
+        read_imagej(root, FECRAL)
     (tmp_path / "empty" / "labels").mkdir(parents=True)
     with pytest.raises(ValueError, match="empty dataset"):
-        read_imagej(tmp_path / "empty")
+        read_imagej(tmp_path / "empty", FECRAL)
 
 
 def test_read_image_formats(tmp_path):
@@ -95,12 +97,12 @@ def _sample(name="s0", shape=(40, 50)):
 
 def test_write_then_read_all_formats(tmp_path):
     samples = [_sample("a"), _sample("b")]
-    out = write_dataset(samples, tmp_path / "ds", {"nm_per_px": 0.5})
-    for back in (read_coco(out / "annotations.json"), load_dataset(out)):
+    out = write_dataset(samples, tmp_path / "ds", FECRAL, {"nm_per_px": 0.5})
+    for back in (read_coco(out / "annotations.json")[0], load_dataset(out)):
         for s, b in zip(samples, back):
             assert np.array_equal(s.masks(), b.masks()) and list(s.labels) == list(b.labels)
             assert np.allclose(s.image, b.image) and b.nm_per_px == 0.5
-    g = read_graymask(out)
+    g = read_graymask(out, FECRAL)
     assert [sorted(x.labels) for x in g] == [[1, 2], [1, 2]]
     assert load_dataset(out, fmt="graymask")[0].nm_per_px == 0.5  # from metadata.json
 
@@ -112,18 +114,18 @@ def test_write_dataset_is_atomic(tmp_path):
             raise RuntimeError("disk full")
     good = _sample("a")
     with pytest.raises(RuntimeError):
-        write_dataset([good, Boom(good.image, [], "x", name="z")], tmp_path / "ds")
+        write_dataset([good, Boom(good.image, [], "x", name="z")], tmp_path / "ds", FECRAL)
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
     with pytest.raises(ValueError, match="empty dataset"):
-        write_dataset([], tmp_path / "ds")
+        write_dataset([], tmp_path / "ds", FECRAL)
 
 
 def test_coco_errors_name_file_and_problem(tmp_path):
-    out = write_dataset([_sample()], tmp_path / "ds")
+    out = write_dataset([_sample()], tmp_path / "ds", FECRAL)
     coco = json.loads((out / "annotations.json").read_text())
     coco["annotations"][0]["category_id"] = 99
     (out / "bad.json").write_text(json.dumps(coco))
-    with pytest.raises(ValueError, match="bad.json: annotation 1 has unknown category_id 99"):
+    with pytest.raises(ValueError, match="bad.json: annotation 1 has category_id 99, which the file does not declare"):
         read_coco(out / "bad.json", out / "images")
     coco = json.loads((out / "annotations.json").read_text())
     coco["images"][0]["width"] = 999
@@ -136,12 +138,12 @@ def test_coco_errors_name_file_and_problem(tmp_path):
 
 
 def test_graymask_errors(tmp_path):
-    out = write_dataset([_sample()], tmp_path / "ds")
+    out = write_dataset([_sample()], tmp_path / "ds", FECRAL)
     Image.fromarray(np.full((40, 50), 100, np.uint8)).save(out / "masks" / "s0.png")
     with pytest.raises(ValueError, match=r"s0.png: unknown gray level\(s\) \[100\]"):
-        read_graymask(out)
+        read_graymask(out, FECRAL)
     Image.fromarray(np.zeros((41, 50), np.uint8)).save(out / "masks" / "s0.png")
     with pytest.raises(ValueError, match="s0.png: mask is 50x41 but image s0.png is 50x40"):
-        read_graymask(out)
+        read_graymask(out, FECRAL)
     with pytest.raises(ValueError, match="not a dataset in a format"):
         load_dataset(tmp_path)

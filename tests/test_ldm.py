@@ -7,6 +7,7 @@ import torch
 
 from tem_lib.data import LabelMap, load_dataset, tile_dataset
 from tem_lib.data.sample import Instance
+from tem_lib.classes import preset
 from tem_lib.ldm import LDMConfig, MaskEncoder, load_pipeline, one_hot, train_ldm
 from tem_lib.ldm.autoencoder import defect_contrast, survival_table
 from tem_lib.ldm.synthesis import generate, synthesize
@@ -18,6 +19,7 @@ TINY = {"autoencoder": {"block_out_channels": [8, 16, 16], "norm_num_groups": 8}
                      "attention_head_dim": 8, "cond_channels": 4},
         "autoencoder_training": {"steps": 4, "batch_size": 2, "patch_size": 32, "checkpoint_every": 2},
         "denoiser_training": {"steps": 4, "batch_size": 4, "patch_size": 32, "checkpoint_every": 2}}
+FECRAL = preset("fecral")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def crops(sim_samples):
 @pytest.fixture(scope="module")
 def trained(crops, tmp_path_factory):
     out = tmp_path_factory.mktemp("ldm")
-    pipe, summary = train_ldm(crops, TINY, out, device="cpu")
+    pipe, summary = train_ldm(crops, TINY, out, device="cpu", classes=FECRAL)
     return pipe, summary, out
 
 
@@ -58,13 +60,13 @@ def test_rescaler_dilutes_small_dots_that_the_learned_encoder_resolves():
         maps = np.zeros((1, 32, 32), np.uint8)
         maps[0, y:y + 2, x:x + 2] = 1
         return one_hot(maps, (1, 2, 3))
-    rescaler = MaskEncoder(factor=8, kind="rescaler")
+    rescaler = MaskEncoder((1, 2, 3), factor=8, kind="rescaler")
     a, b = dot(0, 0), dot(4, 5)
     for _ in range(3):
         a = torch.nn.functional.interpolate(a, scale_factor=0.5, mode="bilinear")
     assert a[0, 1, 0, 0] == pytest.approx(4 / 64)
     torch.testing.assert_close(rescaler(dot(0, 0)), rescaler(dot(4, 5)))
-    learned = MaskEncoder(factor=8, kind="learned")
+    learned = MaskEncoder((1, 2, 3), factor=8, kind="learned")
     assert not torch.allclose(learned(dot(0, 0)), learned(b))
 
 
@@ -156,7 +158,7 @@ def test_corrupt_or_mismatched_files_raise_clear_errors(trained, tmp_path, crops
     (ck / "denoiser" / "checkpoint" / "training_state.pt").write_bytes(b"not a checkpoint")
     cfg = dict(TINY, denoiser_training={**TINY["denoiser_training"], "steps": 4})
     with pytest.raises(ValueError, match="corrupt or incomplete checkpoint"):
-        train_ldm(crops, cfg, ck, device="cpu")
+        train_ldm(crops, cfg, ck, device="cpu", classes=FECRAL)
 
 
 def test_synthesize_writes_a_dataset_and_resumes(trained, crops, tmp_path, monkeypatch):
@@ -172,11 +174,11 @@ def test_synthesize_writes_a_dataset_and_resumes(trained, crops, tmp_path, monke
         return real_generate(*a, **k)
     monkeypatch.setattr(syn, "generate", flaky)
     with pytest.raises(KeyboardInterrupt):
-        synthesize(pipe, maps, tmp_path / "syn", sampler="dpm++", steps=2, chunk=1, progress=False,
+        synthesize(pipe, maps, tmp_path / "syn", FECRAL, sampler="dpm++", steps=2, chunk=1, progress=False,
                    metadata={"model": "tiny"})
     assert not (tmp_path / "syn").exists()  # nothing half-written
     monkeypatch.setattr(syn, "generate", real_generate)
-    out = synthesize(pipe, maps, tmp_path / "syn", sampler="dpm++", steps=2, chunk=1, progress=False,
+    out = synthesize(pipe, maps, tmp_path / "syn", FECRAL, sampler="dpm++", steps=2, chunk=1, progress=False,
                      metadata={"model": "tiny"})
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["generated_this_run"] == 2 and meta["sampler"] == "dpm++" and meta["model"] == "tiny"
@@ -195,8 +197,8 @@ def test_defect_contrast_and_survival():
     assert defect_contrast(img, disk) == pytest.approx(0.6)
     from tem_lib.data import Sample
     s = Sample(img, [Instance(disk[13:20, 13:20].copy(), 13, 13, 1)], source_id="s")
-    kept = survival_table([img], [img], [s])
-    lost = survival_table([img], [np.full_like(img, 0.8)], [s])
+    kept = survival_table([img], [img], [s], FECRAL)
+    lost = survival_table([img], [np.full_like(img, 0.8)], [s], FECRAL)
     assert kept["survives"].tolist() == [True] and lost["survives"].tolist() == [False]
 
 

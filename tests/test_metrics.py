@@ -4,6 +4,7 @@ import pytest
 
 from tem_lib.data import LabelMap
 from tem_lib.data.sample import Instance
+from tem_lib.classes import preset
 from tem_lib.metrics import fidelity_table, frechet_by_group, frechet_distance, texture_features
 from tem_lib.metrics.frechet import GROUPS, N_FEATURES
 
@@ -37,16 +38,19 @@ def test_texture_features_are_fixed_and_see_noise_and_dots():
         texture_features([np.zeros((16, 16))])
 
 
+FECRAL = preset("fecral")
+
+
 def test_fidelity_table_hand_case():
     dot = np.ones((3, 3), bool)
     m = LabelMap((16, 16), [Instance(dot, 2, 2, 1), Instance(dot, 10, 10, 2)], name="m")
     perfect = m.class_map()[None]
-    t = fidelity_table(perfect, [m])
+    t = fidelity_table(perfect, [m], FECRAL)
     assert t.set_index("class_id").loc[[1, 2], ["pixel_iou", "found", "found_class"]].to_numpy().min() == 1
     assert np.isnan(t.set_index("class_id").loc[3, "found"])  # class absent from the masks
     wrong = perfect.copy()
     wrong[wrong == 2] = 1  # the loop segmented as a dot: found, wrong class
-    w = fidelity_table(wrong, [m]).set_index("class_id")
+    w = fidelity_table(wrong, [m], FECRAL).set_index("class_id")
     assert w.loc[2, "found"] == 1 and w.loc[2, "found_class"] == 0 and w.loc[2, "pixel_iou"] == 0
     assert w.loc[1, "pixel_iou"] == pytest.approx(9 / 18)
 

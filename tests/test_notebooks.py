@@ -12,6 +12,11 @@ from tem_lib.pipeline import NotebookFailed, list_notebooks, run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def smoke_sweep() -> dict:
+    import yaml
+    return yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())["common"]["sweep"]
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
@@ -73,9 +78,13 @@ def test_02_fitted_priors_and_wrote_the_ks_table(smoke_run):
 
 
 def test_03_trained_saved_and_measured_the_ldm(smoke_run):
+    from tem_lib import workspace
     from tem_lib.ldm import load_pipeline
+    from tem_lib.study import Sweep
     out, _, _ = smoke_run
-    model = out / "work" / "ldm" / "split0" / "n10"
+    ws = workspace.load(out / "work")
+    model = Sweep(ws, smoke_sweep()).ldm_dir(0, 10)  # the sweep's own generator of the cell shown
+    assert model.parent == ws.path("ldm", 0, 10)
     pipe = load_pipeline(model / "pipeline")
     assert pipe.class_ids == (1, 2, 3) and pipe.factor == 4
     for stage in ("autoencoder", "denoiser"):
@@ -89,13 +98,14 @@ def test_03_trained_saved_and_measured_the_ldm(smoke_run):
     assert recon["psnr_db"].iloc[0] > 5
 
 
-def test_04_wrote_a_loadable_synthetic_dataset(smoke_run):
+def test_04_wrote_the_cells_synthetic_pool(smoke_run):
     from tem_lib.data import load_dataset
     out, _, _ = smoke_run
     folders = list((out / "work" / "synthetic" / "split0" / "n10").iterdir())
-    assert [f.name for f in folders] == ["parametric_dpm++3_g2"]
+    assert [f.name[:22] for f in folders] == ["parametric_dpm++3_g2_2"]
     syn = load_dataset(folders[0])
-    assert len(syn) == 4 and all(s.image.shape == (256, 256) for s in syn)
+    assert len(syn) == 2 and all(s.image.shape == (256, 256) for s in syn)
+    assert syn.classes.names == ("black_dot", "loop_111", "loop_100")
     meta = json.loads((folders[0] / "metadata.json").read_text())
     assert meta["sampler"] == "dpm++" and meta["steps"] == 3 and meta["synthetic"] is True
     assert meta["prior_kind"] == "parametric" and meta["model"].endswith("pipeline")
@@ -104,23 +114,25 @@ def test_04_wrote_a_loadable_synthetic_dataset(smoke_run):
     assert (out / "figures" / "04_pairs.png").stat().st_size > 5000
 
 
-def test_05_trained_both_conditions_and_wrote_the_metrics(smoke_run):
+def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
     from tem_lib.detection import load_detector
     out, _, _ = smoke_run
     root = out / "work" / "detector" / "split0" / "n10"
     folders = sorted(p.name for p in root.iterdir())
-    assert folders == ["exp", "exp+gen_parametric_dpm++3_g2_4"]
+    assert folders == ["split0-n10-syn0-seed0", "split0-n10-syn2-seed0"]
     for f in folders:
         m = json.loads((root / f / "metrics.json").read_text())
         assert [r["iou"] for r in m["table"]] == [0.1, 0.3, 0.5, 0.7]
         assert all(0 <= r["harmonic"] <= 1 for r in m["table"]) and m["n_test"] == 4
         assert m["training"]["pretrained"] == "none"
         load_detector(root / f)
-    assert json.loads((root / folders[1] / "metrics.json").read_text())["training"]["n_synthetic"] == 4
+        assert (out / "work" / "rows" / f"{f}.json").is_file()  # notebook 06 collects, never retrains
+    assert json.loads((root / folders[1] / "metrics.json").read_text())["training"]["n_synthetic"] == 2
     figs = out / "figures"
     table = pd.read_csv(figs / "05_metrics.csv")
-    assert set(table["condition"]) == {"EXP", "EXP+GEN"} and len(table) == 8
+    assert set(table["condition"]) == {"EXP", "EXP+GEN (2)"} and len(table) == 8
     assert table[["det_f1", "cls_f1", "harmonic"]].notna().all().all()
+    assert {"f1_black_dot", "f1_loop_111", "f1_loop_100"} <= set(table.columns)
     for name in ("05_losses", "05_metrics", "05_confusion", "05_predictions"):
         assert (figs / f"{name}.png").stat().st_size > 5000, name
     assert set(pd.read_csv(figs / "05_coco_ap.csv").columns) >= {"condition", "bbox_AP", "segm_AP"}
@@ -133,7 +145,8 @@ def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
     out, _, _ = smoke_run
     runs = pd.read_csv(out / "figures" / "06_runs.csv")
     assert sorted(runs["id"]) == sorted(f"split0-n{n}-syn{a}-seed0" for n in (5, 10) for a in (0, 2))
-    assert (runs.loc[runs.n_synthetic > 0, "condition"] == "EXP+GEN").all()
+    assert (runs.loc[runs.n_synthetic > 0, "condition"] == "EXP+GEN (2)").all()
+    assert {"f1_black_dot@0.5", "f1_loop_100@0.5"} <= set(runs.columns)
     assert runs["harmonic@0.5"].between(0, 1).all()
     gains = pd.read_csv(out / "figures" / "06_gains.csv")
     assert set(gains["split"].astype(str)) == {"0", "pooled"} and set(gains["metric"]) == {"det_f1", "cls_f1", "harmonic"}
@@ -162,11 +175,10 @@ def test_07_drew_f1_and_realism_from_artifacts(smoke_run):
 
 
 def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, capsys):
-    import yaml
     import tem_lib.detection.experiment as experiment
     from tem_lib import study
     out, _, _ = smoke_run
-    cfg = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())["06_split_sensitivity"]["sweep"]
+    cfg = smoke_sweep()
     sweep = study.Sweep(out / "work", cfg, progress=False)
     assert all(sweep.is_done(r) for r in sweep.runs)
 

@@ -183,7 +183,7 @@ def test_bars_have_the_moments_of_their_ellipse():
 def test_exported_maps_load_back(param_prior, tmp_path):
     maps = param_prior.sample(6, 256, generator=3)
     maps = [m for m in maps if m.instances]
-    write_dataset(maps, tmp_path / "maps", metadata={"prior": "parametric"})
+    write_dataset(maps, tmp_path / "maps", param_prior.classes, metadata={"prior": "parametric"})
     back = load_dataset(tmp_path / "maps")
     assert [len(s.instances) for s in back] == [len(m.instances) for m in maps]
     assert all((s.class_map() == m.class_map()).all() for s, m in zip(back, maps))
@@ -193,7 +193,7 @@ def test_ks_table_is_zero_for_identical_sets(sim_samples):
     crops = tile_dataset(sim_samples, 128)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t = priors.ks_table(crops, {"same": crops})
+        t = priors.ks_table(crops, {"same": crops}, crops.classes)
     assert (t["ks"].dropna() == 0).all()
     assert set(t["quantity"]) == {"major", "ratio", "angle", "angle_vs_frame", "count_per_crop",
                                   "nn_distance"}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from tem_lib.classes import BY_ID, GRAY_TO_ID
+from tem_lib.classes import preset as class_preset
 from tem_lib.data import load_dataset, read_graymask
 from tem_lib.simulate import SimulatorConfig, generate_dataset, preset, simulate
 from tem_lib.stats import instance_table
@@ -29,7 +29,8 @@ def test_coco_loads_in_pycocotools_and_matches_gray_masks(tmp_path, small_cfg):
     out = generate_dataset(tmp_path / "ds", small_cfg, n_images=2, seed=1)
     coco = COCO(str(out / "annotations.json"))
     assert len(coco.getAnnIds()) > 10
-    gray = {s.name: s for s in read_graymask(out)}
+    fecral = class_preset("fecral")
+    gray = {s.name: s for s in read_graymask(out, fecral)}
     for img in coco.loadImgs(coco.getImgIds()):
         from PIL import Image
         g = np.asarray(Image.open(out / "masks" / img["file_name"]))
@@ -38,7 +39,7 @@ def test_coco_loads_in_pycocotools_and_matches_gray_masks(tmp_path, small_cfg):
             m = coco.annToMask(ann).astype(bool)
             assert m.sum() == ann["area"] > 0
             # every pixel of the annotation carries its class's gray level
-            assert np.all(g[m] == BY_ID[ann["category_id"]].gray)
+            assert np.all(g[m] == fecral[ann["category_id"]].gray)
             assert not (union & m).any(), "simulated instances must not overlap"
             union |= m
         assert np.array_equal(union, g > 0)
@@ -49,7 +50,7 @@ def test_coco_loads_in_pycocotools_and_matches_gray_masks(tmp_path, small_cfg):
 def test_default_preset_statistics_follow_the_config():
     cfg = preset(height=1024, width=1024)
     samples = simulate(cfg, 6, seed=0, workers=2)
-    t = instance_table(samples)
+    t = instance_table(samples, samples.classes)
     frac = t.class_name.value_counts(normalize=True)
     assert 0.4 < frac["black_dot"] < 0.62 and 0.18 < frac["loop_111"] < 0.4
     med = t.groupby("class_name").major.median()
@@ -92,4 +93,13 @@ def test_generate_dataset_reuses_or_refuses(tmp_path, small_cfg):
 
 
 def test_gray_levels_are_the_papers():
-    assert GRAY_TO_ID == {255: 1, 170: 2, 85: 3, 42: 4}
+    assert class_preset("fecral_cavities").gray_to_id == {255: 1, 170: 2, 85: 3, 42: 4}
+    assert class_preset("fecral").imagej_to_id == {0: 2, 1: 1, 2: 3}
+
+
+def test_simulated_datasets_carry_their_class_set(tmp_path, small_cfg):
+    three = load_dataset(generate_dataset(tmp_path / "three", small_cfg, n_images=1, seed=0))
+    assert three.classes.names == ("black_dot", "loop_111", "loop_100") and three.format == "coco"
+    cav = preset("fecral_cavities", height=256, width=320)
+    four = load_dataset(generate_dataset(tmp_path / "four", cav, n_images=1, seed=0))
+    assert four.classes.name == "fecral_cavities" and four.classes.ids == (1, 2, 3, 4)

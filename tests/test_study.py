@@ -1,7 +1,7 @@
-"""The sweep's bookkeeping: amounts, run ids and order, configuration checks."""
+"""The sweep's bookkeeping: amounts, run ids and order, cells, where its artifacts go."""
 import pytest
 
-from tem_lib.study import SweepConfig, list_runs, n_synthetic, run_id
+from tem_lib.study import Sweep, SweepConfig, condition_name, n_synthetic, run_id
 
 
 def test_amounts():
@@ -10,16 +10,32 @@ def test_amounts():
     for bad in ("5", "x5", -1, "fivex"):
         with pytest.raises(ValueError, match="synthetic amount"):
             n_synthetic(bad, 10)
+    assert condition_name(0) == "EXP" and condition_name("2x") == "EXP+GEN (2x)"
 
 
-def test_runs_are_listed_in_a_fixed_order_with_stable_ids():
-    cfg = SweepConfig.from_dict({"splits": [0, 1], "n_train": [10, 50], "amounts": [0, "2x"], "seeds": [0]})
-    runs = list_runs(cfg)
-    assert len(runs) == 8 and runs[0]["id"] == run_id(0, 10, 0, 0) == "split0-n10-syn0-seed0"
-    assert runs[1] == {"id": "split0-n10-syn2x-seed0", "split": 0, "n_train": 10, "amount": "2x",
-                       "n_synthetic": 20, "seed": 0}
-    with pytest.raises(ValueError, match="N = 50 is not in the split file"):
-        list_runs(cfg, n_available=[10, 100])
+def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
+    sweep = Sweep(small_ws, {"amounts": [0, "2x"], "seeds": [0]})
+    assert sweep.cells() == [(0, 2), (0, 4), (1, 2), (1, 4)]  # None: every split and N of the split file
+    runs = sweep.runs
+    assert len(runs) == 8 and runs[0]["id"] == run_id(0, 2, 0, 0) == "split0-n2-syn0-seed0"
+    assert runs[1] == {"id": "split0-n2-syn2x-seed0", "split": 0, "n_train": 2, "amount": "2x",
+                       "n_synthetic": 4, "seed": 0, "condition": "EXP+GEN (2x)"}
+    assert sweep.baseline(runs[1]) is runs[0] and sweep.pool_size(0, 4) == 8
+    with pytest.raises(ValueError, match=r"N = \[50\] not in the split file"):
+        Sweep(small_ws, {"n_train": [2, 50]})
+    with pytest.raises(ValueError, match="no split 7"):
+        Sweep(small_ws, {"splits": [7]})
+
+
+def test_artifacts_go_where_the_workspace_says(small_ws):
+    sweep = Sweep(small_ws, {"splits": [1], "n_train": [4]})
+    run = sweep.runs[1]
+    assert sweep.run_dir(run) == small_ws.work_dir / "detector" / "split1" / "n4" / run["id"]
+    assert sweep.row_path(run["id"]) == small_ws.work_dir / "rows" / f"{run['id']}.json"
+    assert sweep.ldm_dir(1, 4).parent == small_ws.work_dir / "ldm" / "split1" / "n4"
+    other = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"denoiser_training": {"steps": 5}}})
+    assert other.ldm_dir(1, 4) != sweep.ldm_dir(1, 4)  # another generator config never resumes this one
+    assert sweep.pools() == []  # nothing generated yet
 
 
 def test_config_is_checked():

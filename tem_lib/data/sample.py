@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..classes import BY_ID, class_by_id
+from ..classes import ClassSet
 
 
 @dataclass
@@ -58,19 +58,14 @@ class Instance:
         return Instance(m.copy(), cx0 - x0 + int(c0), cy0 - y0 + int(r0), self.category_id, ell)
 
 
-# class id -> the paper's gray level (0 background)
-_GRAY_LUT = np.zeros(256, dtype=np.uint8)
-for _c in BY_ID.values():
-    _GRAY_LUT[_c.id] = _c.gray
-
-
 class _Labelled:
     """Label views shared by :class:`Sample` and :class:`LabelMap` (needs ``shape`` and
     ``instances``)."""
 
     def _check_classes(self) -> None:
-        for inst in self.instances:
-            class_by_id(inst.category_id)
+        bad = [i.category_id for i in self.instances if not 1 <= int(i.category_id) <= 255]
+        if bad:
+            raise ValueError(f"{self.name}: class ids must be in 1..255 (0 is background), got {sorted(set(bad))}")
 
     @property
     def labels(self) -> np.ndarray:
@@ -96,9 +91,11 @@ class _Labelled:
             out[inst.y0:inst.y0 + h, inst.x0:inst.x0 + w][inst.mask] = inst.category_id
         return out
 
-    def gray_mask(self) -> np.ndarray:
-        """The paper's gray-level class mask, uint8 [H, W] (0 background)."""
-        return _GRAY_LUT[self.class_map()]
+    def gray_mask(self, classes: ClassSet) -> np.ndarray:
+        """Gray-level class mask, uint8 [H, W] (0 background), with ``classes``' gray levels
+        (the paper's 85 / 170 / 255 for ``preset("fecral")``)."""
+        classes.check_ids({i.category_id for i in self.instances}, str(self.name))
+        return classes.gray_lut()[self.class_map()]
 
 
 @dataclass
@@ -147,11 +144,12 @@ class LabelMap(_Labelled):
             self.source_id = self.name
         self._check_classes()
 
-    def to_sample(self, image: np.ndarray | None = None) -> Sample:
+    def to_sample(self, image: np.ndarray | None = None, classes: ClassSet | None = None) -> Sample:
         """A :class:`Sample` with ``image`` (float [0, 1], this map's shape) or, without one,
-        the gray-level class mask as a placeholder image (for inspection and export)."""
+        the gray-level class mask of ``classes`` as a placeholder image (for inspection and
+        export; without ``classes``, the class-id map)."""
         if image is None:
-            image = self.gray_mask().astype(np.float32) / 255.0
+            image = (self.gray_mask(classes) if classes is not None else self.class_map()).astype(np.float32) / 255.0
         if image.shape != self.shape:
             raise ValueError(f"{self.name}: image shape {image.shape} != label map shape {self.shape}")
         return Sample(image.astype(np.float32), self.instances, self.source_id, self.nm_per_px,

@@ -15,13 +15,15 @@ from .sample import Sample
 
 
 def make_splits(crops: list[Sample], n_train=(10, 50, 100), k: int = 2, seed: int = 0,
-                test_fraction: float = 0.25, min_test_sources: int = 1) -> dict:
+                test_fraction: float = 0.25, min_test_sources: int = 1, n_val: int = 32) -> dict:
     """K random splits of ``crops`` by ``source_id``.
 
     For each split the sources are shuffled; about ``test_fraction`` of them (at least
     ``min_test_sources``, and at least one left for training) form the test set, all their
     crops included. Training sets are nested random draws from the crops of the other
-    sources. Raises ValueError if the training pool is smaller than max(n_train).
+    sources. Up to ``n_val`` further crops of the training micrographs, in no training set,
+    form the split's validation part (for choices such as a score threshold; never trained
+    on). Raises ValueError if the training pool is smaller than max(n_train).
     """
     names = [c.name for c in crops]
     if len(set(names)) != len(names):
@@ -44,11 +46,13 @@ def make_splits(crops: list[Sample], n_train=(10, 50, 100), k: int = 2, seed: in
         if len(pool) < n_train[-1]:
             raise ValueError(f"split {j}: only {len(pool)} training crops in {len(train_src)} "
                              f"micrographs, fewer than N = {n_train[-1]}")
-        drawn = [pool[i] for i in rng.permutation(len(pool))[:n_train[-1]]]
+        order = rng.permutation(len(pool))
+        drawn = [pool[i] for i in order[:n_train[-1]]]
+        val = sorted(pool[i] for i in order[n_train[-1]:n_train[-1] + n_val])
         splits.append({"id": j, "seed": [seed, j], "test_sources": test_src,
                        "train_sources": train_src,
                        "test": [n for s in test_src for n in by_source[s]],
-                       "train": {str(n): sorted(drawn[:n]) for n in n_train}})
+                       "train": {str(n): sorted(drawn[:n]) for n in n_train}, "val": val})
     return {"n_train": n_train, "k": k, "seed": seed, "test_fraction": test_fraction,
             "n_crops": len(crops), "splits": splits}
 

@@ -40,5 +40,10 @@ def tile_sample(sample: Sample, size: int = 256, stride: int | None = None,
 
 def tile_dataset(samples: list[Sample], size: int = 256, stride: int | None = None,
                  min_area: int = 12) -> list[Sample]:
-    """All crops of all samples, in order; crop names are ``NAME@yY0xX0``."""
-    return [c for s in samples for c in tile_sample(s, size, stride, min_area)]
+    """All crops of all samples, in order; crop names are ``NAME@yY0xX0``. The crops of a
+    :class:`~tem_lib.data.Dataset` are a Dataset with the same class set."""
+    from .io import Dataset
+    crops = [c for s in samples for c in tile_sample(s, size, stride, min_area)]
+    if isinstance(samples, Dataset):
+        return Dataset(crops, samples.classes, samples.root, samples.format)
+    return crops

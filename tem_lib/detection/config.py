@@ -8,15 +8,9 @@ batch 2, score threshold 0.1 at test time.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-
-
-def _tuple(x):
-    if isinstance(x, (list, tuple)):
-        return tuple(_tuple(v) for v in x)
-    return x
 
 
 @dataclass
@@ -93,16 +87,6 @@ class DetTrainConfig:
     @property
     def total_iters(self) -> int:
         return self.epochs * self.iters_per_epoch
-
-
-def from_dict(klass, d: dict | None, where: str):
-    """``klass(**d)`` with unknown keys named in a ``ValueError``; lists become tuples."""
-    d = dict(d or {})
-    names = {f.name for f in fields(klass)}
-    bad = set(d) - names
-    if bad:
-        raise ValueError(f"{where}: unknown keys {sorted(bad)}; known: {sorted(names)}")
-    return klass(**{k: _tuple(v) for k, v in d.items()})
 
 
 def to_dict(cfg) -> dict:

@@ -79,14 +79,16 @@ def load_synthetic(folder, limit: int | None = None):
     return samples[:limit] if limit is not None else samples
 
 
-def run_condition(name: str, train, test, out_dir, detector: dict | None = None, training: dict | None = None,
+def run_condition(name: str, train, test, out_dir, classes, detector: dict | None = None, training: dict | None = None,
                   synthetic=None, device="cpu", iou_thresholds=IOU_THRESHOLDS, metric_options: dict | None = None,
                   progress: bool = True) -> ConditionResult:
     """Train (or resume, or load when finished) a detector on ``train`` + ``synthetic``, predict
-    ``test`` and measure it with the paper's metrics, COCO AP and size/density errors."""
+    ``test`` and measure it with the paper's metrics, COCO AP and size/density errors.
+    ``classes``: the dataset's class set (detector heads, metric columns)."""
     out_dir = Path(out_dir)
     synthetic = list(synthetic or [])
-    key = stable_hash({"detector": detector or {}, "training": training or {}, "train": [s.name for s in train],
+    key = stable_hash({"detector": detector or {}, "training": training or {}, "classes": list(classes.ids),
+                       "train": [s.name for s in train],
                        "synthetic": [s.name for s in synthetic], "test": [s.name for s in test]})
     done = out_dir / "metrics.json"
     if done.is_file() and read_json(done).get("key") == key and (out_dir / "predictions.json").is_file():
@@ -94,14 +96,18 @@ def run_condition(name: str, train, test, out_dir, detector: dict | None = None,
         training_info = read_json(done)["training"]
         preds = read_predictions(out_dir / "predictions.json")
     else:
-        model, summary = train_detector(train, out_dir, detector, training, synthetic, device, progress=progress)
+        model, summary = train_detector(train, out_dir, detector, training, synthetic, device,
+                                        class_ids=classes.ids, progress=progress)
         preds = evaluate(model, test, device, progress=progress)
         write_predictions(preds, out_dir / "predictions.json")
         meta = read_json(out_dir / "detector.json")
         training_info = {k: summary[k] for k in ("seconds", "resumed_from", "pretrained", "n_real", "n_synthetic")}
-    report = evaluate_detections(test, preds, iou_thresholds, class_ids=meta["class_ids"], **(metric_options or {}))
+    if list(meta["class_ids"]) != list(classes.ids):
+        raise ValueError(f"{out_dir / 'detector.json'}: detector trained for classes {meta['class_ids']}, "
+                         f"the data has {list(classes.ids)}; delete the folder to retrain")
+    report = evaluate_detections(test, preds, iou_thresholds, classes=classes, **(metric_options or {}))
     coco = coco_ap(test, preds)
-    sizes = size_density_table(test, preds, meta["class_ids"])
+    sizes = size_density_table(test, preds, classes)
     write_json(done, {"key": key, "name": name, "table": report.table.to_dict(orient="records"),
                       "per_class": report.per_class.to_dict(orient="records"), "coco": coco,
                       "sizes": sizes.to_dict(orient="records"), "training": training_info,

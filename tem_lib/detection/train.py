@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from ..classes import PAPER_CLASS_IDS
 from ..data.torch_dataset import DetectionDataset, collate
-from ..utils import atomic_path, provenance, read_json, stable_hash, write_json, write_text
-from .config import DetectorConfig, DetTrainConfig, from_dict, to_dict
+from ..utils import (atomic_path, derive_seed, from_dict, provenance, read_json, stable_hash, torch_generator,
+                     write_json, write_text)
+from .config import DetectorConfig, DetTrainConfig, to_dict
 from .engine import train_one_epoch
 from .model import build_maskrcnn
 
@@ -64,13 +64,19 @@ def _scheduler(optimizer, tcfg: DetTrainConfig):
 
 def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                    train_config: DetTrainConfig | dict | None = None, synthetic=None, device="cpu",
-                   class_ids=PAPER_CLASS_IDS, progress: bool = True):
+                   class_ids=None, progress: bool = True):
     """Train on ``train`` (real Samples) plus ``synthetic`` (Samples, e.g. a notebook-04
     folder); return ``(model, summary)``. ``summary``: history DataFrame, seconds, the epoch
     resumed from, pretrained weights used, image counts."""
     cfg = config if isinstance(config, DetectorConfig) else from_dict(DetectorConfig, config, "detector config")
     tcfg = (train_config if isinstance(train_config, DetTrainConfig)
             else from_dict(DetTrainConfig, train_config, "detector training config"))
+    if class_ids is None:
+        classes = getattr(train, "classes", None)
+        if classes is None:
+            raise ValueError("train_detector needs the dataset's class ids (class_ids=...)")
+        class_ids = classes.ids
+    class_ids = tuple(int(c) for c in class_ids)
     synthetic = list(synthetic or [])
     train = list(train)
     out_dir = Path(out_dir)
@@ -95,10 +101,10 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                                               DetectionDataset(synthetic, augment=tcfg.augment)])
     t0 = time.perf_counter() - state["seconds"]
     for epoch in range(state["epoch"], tcfg.epochs):
-        gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch)
+        gen = torch_generator(tcfg.seed, epoch)
         # torchvision's proposal and ROI samplers draw from the global generator: seed it per
         # epoch so that a resumed run repeats what an uninterrupted one would have done
-        torch.manual_seed(tcfg.seed * 1_000_003 + epoch)
+        torch.manual_seed(derive_seed(tcfg.seed, epoch))
         for part in dataset.datasets:  # the epoch's augmentations, reproducible on resume
             part.generator = gen
         idx = mixed_indices(len(train), len(synthetic), tcfg.iters_per_epoch * tcfg.batch_size,

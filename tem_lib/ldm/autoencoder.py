@@ -7,7 +7,7 @@ import torch
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ..classes import class_by_id
+from ..classes import ClassSet
 from .config import AutoencoderConfig
 
 
@@ -55,7 +55,7 @@ def defect_contrast(image: np.ndarray, mask: np.ndarray, ring: int = 3) -> float
     return float(image[band].mean() - image[mask].mean())
 
 
-def survival_table(originals, reconstructions, samples, min_contrast: float = 0.03,
+def survival_table(originals, reconstructions, samples, classes: ClassSet, min_contrast: float = 0.03,
                    keep: float = 0.5) -> pd.DataFrame:
     """One row per defect with its contrast before and after; ``survives`` when the
     reconstruction keeps at least ``keep`` of a contrast of at least ``min_contrast``
@@ -68,13 +68,13 @@ def survival_table(originals, reconstructions, samples, min_contrast: float = 0.
             if not np.isfinite(c0) or c0 < min_contrast:
                 continue
             c1 = defect_contrast(rec, m)
-            rows.append({"class": class_by_id(inst.category_id).display, "class_id": inst.category_id,
+            rows.append({"class": classes.display(inst.category_id), "class_id": inst.category_id,
                          "area": int(m.sum()), "contrast": c0, "contrast_rec": c1,
                          "survives": bool(c1 >= keep * c0)})
     return pd.DataFrame(rows, columns=["class", "class_id", "area", "contrast", "contrast_rec", "survives"])
 
 
-def reconstruction_report(vae, samples, device="cpu") -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def reconstruction_report(vae, samples, classes: ClassSet, device="cpu") -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """PSNR/SSIM per image and defect survival per class on ``samples`` (held-out crops).
 
     Returns ``(summary, per_defect, reconstructions)``; ``summary`` has one row per class plus
@@ -84,7 +84,7 @@ def reconstruction_report(vae, samples, device="cpu") -> tuple[pd.DataFrame, pd.
     rec = reconstruct(vae, images, device)
     psnr = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(images, rec)]
     ssim = [structural_similarity(a, b, data_range=1.0) for a, b in zip(images, rec)]
-    per = survival_table(images, rec, samples)
+    per = survival_table(images, rec, samples, classes)
     groups = [("all", per)] + [(c, g) for c, g in per.groupby("class", sort=False)]
     summary = pd.DataFrame([{"class": c, "n_defects": len(g),
                              "survival": g["survives"].mean() if len(g) else float("nan"),

@@ -57,7 +57,7 @@ class MaskEncoder(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(self, class_ids: tuple[int, ...] = (1, 2, 3), out_channels: int = 8, factor: int = 4,
+    def __init__(self, class_ids: tuple[int, ...], out_channels: int = 8, factor: int = 4,
                  kind: str = "learned", hidden_channels: int = 32):
         super().__init__()
         in_channels = len(class_ids) + 1

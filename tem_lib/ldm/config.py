@@ -7,13 +7,10 @@ another configuration is refused rather than silently loaded.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from ..classes import PAPER_CLASS_IDS
+from ..utils import from_dict
 
-
-def _tuple(x):
-    return tuple(x) if isinstance(x, (list, tuple)) else x
 
 
 @dataclass
@@ -46,7 +43,8 @@ class DenoiserConfig:
     attention_levels: tuple[int, ...] = (2,)  # indices of blocks with self-attention
     attention_head_dim: int = 32
     norm_num_groups: int = 16
-    class_ids: tuple[int, ...] = PAPER_CLASS_IDS  # mask channels: background + these classes
+    # mask channels: background + these classes; () = the training data's class set (train_ldm)
+    class_ids: tuple[int, ...] = ()
     mask_encoder: str = "learned"  # "learned" conv encoder or the paper's bilinear "rescaler"
     cond_channels: int = 8  # channels of the mask encoding at latent resolution
     p_uncond: float = 0.1  # probability of the null mask in training (classifier-free guidance)
@@ -112,11 +110,6 @@ class LDMConfig:
             raise ValueError(f"unknown LDM config sections {sorted(unknown)}; known: {sorted(parts)}")
         out, default = {}, cls()
         for key, klass in parts.items():
-            sub = dict(d.get(key) or {})
-            names = {f.name for f in fields(klass)}
-            bad = set(sub) - names
-            if bad:
-                raise ValueError(f"LDM config section {key!r}: unknown keys {sorted(bad)}; known: {sorted(names)}")
-            values = {**asdict(getattr(default, key)), **sub}
-            out[key] = klass(**{k: _tuple(v) for k, v in values.items()})
+            from_dict(klass, d.get(key), f"LDM config section {key!r}")  # names unknown keys
+            out[key] = from_dict(klass, {**asdict(getattr(default, key)), **dict(d.get(key) or {})})
         return cls(**out)

@@ -22,6 +22,9 @@ def build_autoencoder(cfg: AutoencoderConfig) -> AutoencoderKL:
 
 
 def build_mask_encoder(cfg: DenoiserConfig, factor: int) -> MaskEncoder:
+    if not cfg.class_ids:
+        raise ValueError("denoiser config has no class_ids: set them to the dataset's class ids "
+                         "(train_ldm does this from the training data's class set)")
     return MaskEncoder(class_ids=tuple(cfg.class_ids), out_channels=cfg.cond_channels,
                        factor=factor, kind=cfg.mask_encoder)
 

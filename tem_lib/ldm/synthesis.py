@@ -19,13 +19,9 @@ import torch
 from tqdm import tqdm
 
 from ..data import LabelMap, write_dataset
-from ..data.io import to_uint8
-from ..utils import stable_hash
+from ..data.images import to_uint8
+from ..utils import stable_hash, torch_generator
 from .pipeline import MaskToImagePipeline
-
-
-def image_seed(seed: int, i: int) -> int:
-    return seed * 1_000_003 + i
 
 
 def generate(pipe: MaskToImagePipeline, label_maps, sampler: str = "dpm++", steps: int = 25,
@@ -38,16 +34,17 @@ def generate(pipe: MaskToImagePipeline, label_maps, sampler: str = "dpm++", step
     for i in tqdm(range(0, len(label_maps), batch_size), desc=f"{sampler} x{steps}", disable=not progress,
                   mininterval=2.0):
         batch = label_maps[i:i + batch_size]
-        gens = [torch.Generator(device).manual_seed(image_seed(seed, first_index + i + j)) for j in range(len(batch))]
+        gens = [torch_generator(seed, first_index + i + j, device) for j in range(len(batch))]
         out.append(pipe(batch, num_inference_steps=steps, guidance_scale=guidance_scale, eta=eta, generator=gens))
     return np.concatenate(out)
 
 
-def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, sampler: str = "dpm++",
+def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, classes, sampler: str = "dpm++",
                steps: int = 25, guidance_scale: float = 1.0, eta: float = 1.0, seed: int = 0,
                batch_size: int = 8, chunk: int = 64, metadata: dict | None = None,
                overwrite: bool = False, progress: bool = True) -> Path:
-    """Generate an image for every label map and write the pairs to ``out_dir``.
+    """Generate an image for every label map and write the pairs to ``out_dir`` (a dataset
+    folder with ``classes``, the training data's class set).
 
     ``metadata`` (e.g. the pipeline path, the prior) is stored with the sampler settings,
     the seed rule and the timing in ``out_dir/metadata.json``.
@@ -84,6 +81,6 @@ def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, s
             "generated_this_run": generated, "seconds_this_run": round(seconds, 2),
             "images_per_second": round(generated / seconds, 4) if generated else None,
             "nm_per_px": label_maps[0].nm_per_px, "synthetic": True}
-    write_dataset(samples, out_dir, metadata=meta, overwrite=overwrite)
+    write_dataset(samples, out_dir, classes, metadata=meta, overwrite=overwrite)
     shutil.rmtree(parts, ignore_errors=True)
     return out_dir

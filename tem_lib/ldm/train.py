@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -88,7 +89,6 @@ def train_denoiser(samples, vae, config: LDMConfig, out_dir, device="cpu", cache
     """
     cfg, tcfg = config.denoiser, config.denoiser_training
     if steps is not None:
-        from dataclasses import replace
         tcfg = replace(tcfg, steps=steps)
     f = 2 ** (len(vae.config.block_out_channels) - 1)
     images, maps = stack_crops(samples)
@@ -161,14 +161,21 @@ def save_pipeline(pipe: MaskToImagePipeline, path, record: dict) -> Path:
 
 
 def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm", device="auto",
-              sampler: str = "ddim") -> tuple[MaskToImagePipeline, dict]:
+              sampler: str = "ddim", classes=None) -> tuple[MaskToImagePipeline, dict]:
     """Train the autoencoder, cache latents, train the denoiser, save the pipeline.
 
     ``samples``: training crops (:class:`~tem_lib.data.Sample`, one size, side a multiple of
     the pipeline's ``size_multiple``). Returns the pipeline (EMA weights, ``sampler`` set) and a
     summary with both loss histories and timings. Rerunning resumes from the checkpoints.
+    ``classes``: the dataset's class set (default ``samples.classes``); the mask channels are
+    background + its classes unless the config names ``denoiser.class_ids``.
     """
     config = config if isinstance(config, LDMConfig) else LDMConfig.from_dict(config)
+    classes = classes if classes is not None else getattr(samples, "classes", None)
+    if not config.denoiser.class_ids:
+        if classes is None:
+            raise ValueError("train_ldm needs the dataset's class set (classes=...) for the mask channels")
+        config = replace(config, denoiser=replace(config.denoiser, class_ids=tuple(classes.ids)))
     device = get_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir)
     vae, ae_res = train_autoencoder(samples, config, out_dir, device)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..classes import PAPER_CLASS_IDS, class_by_id
+from ..classes import ClassSet
 from ..data.sample import Instance, Sample
 
 IOU_THRESHOLDS = (0.1, 0.3, 0.5, 0.7)
@@ -154,11 +154,21 @@ def harmonic(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
-def classification_scores(confusion: np.ndarray, class_ids) -> tuple[float, pd.DataFrame, list[int]]:
-    """Classification F1 of a confusion matrix (rows true, columns predicted, ``class_ids``
-    order; an optional last column counts predictions of a class outside ``class_ids``, which
+def as_class_set(classes) -> ClassSet:
+    """A :class:`ClassSet`, or one made from bare class ids (names ``class_<id>``)."""
+    if isinstance(classes, ClassSet):
+        return classes
+    ids = [int(c) for c in classes]
+    return ClassSet.from_names([f"class_{i}" for i in ids], ids)
+
+
+def classification_scores(confusion: np.ndarray, classes) -> tuple[float, pd.DataFrame, list[int]]:
+    """Classification F1 of a confusion matrix (rows true, columns predicted, in ``classes``
+    order; an optional last column counts predictions of a class outside ``classes``, which
     are wrong for the true class): the unweighted mean of per-class F1 over the classes
     present; the per-class table; the ids of the absent classes (left out of the mean)."""
+    classes = as_class_set(classes)
+    class_ids = classes.ids
     cm = np.asarray(confusion, dtype=np.float64)
     if cm.shape not in ((len(class_ids), len(class_ids)), (len(class_ids), len(class_ids) + 1)):
         raise ValueError(f"confusion matrix of shape {cm.shape} for {len(class_ids)} classes")
@@ -166,7 +176,7 @@ def classification_scores(confusion: np.ndarray, class_ids) -> tuple[float, pd.D
     for k, c in enumerate(class_ids):
         tp, n_true, n_pred = cm[k, k], cm[k].sum(), cm[:, k].sum()
         ok = n_true + n_pred > 0
-        rows.append({"class_id": c, "class": class_by_id(c).display, "n_true": int(n_true),
+        rows.append({"class_id": c, "class": classes.display(c), "n_true": int(n_true),
                      "n_pred": int(n_pred),
                      "precision": tp / n_pred if n_pred else np.nan,
                      "recall": tp / n_true if n_true else np.nan,
@@ -198,7 +208,7 @@ class DetectionReport:
 
 
 def evaluate_detections(truth: list, predictions: list[Detections], iou_thresholds=IOU_THRESHOLDS,
-                        class_ids=PAPER_CLASS_IDS, matching: str = "gt", score_threshold: float | None = None,
+                        classes=None, matching: str = "gt", score_threshold: float | None = None,
                         skip_images_without_predictions: bool = False,
                         detections_cap: tuple[int, int] | None = None) -> DetectionReport:
     """The paper's metrics for ``predictions`` (one :class:`Detections` per image, in the order
@@ -206,13 +216,17 @@ def evaluate_detections(truth: list, predictions: list[Detections], iou_threshol
 
     ``score_threshold``: drop detections below it first (the paper's 0.1 is applied by the
     detector at test time). ``skip_images_without_predictions`` and ``detections_cap`` are the
-    authors' quirks (see the module docstring). Ground-truth boxes are the bounding boxes of the
-    true masks; predicted classes outside ``class_ids`` count as detections and as
+    authors' quirks (see the module docstring). ``classes``: the dataset's class set (or bare
+    ids); its names label the ``f1_<name>`` columns. Ground-truth boxes are the bounding boxes
+    of the true masks; predicted classes outside ``classes`` count as detections and as
     misclassifications.
     """
+    if classes is None:
+        raise ValueError("evaluate_detections needs the dataset's class set (classes=...)")
+    classes = as_class_set(classes)
     if len(truth) != len(predictions):
         raise ValueError(f"{len(predictions)} prediction sets for {len(truth)} images")
-    class_ids = tuple(int(c) for c in class_ids)
+    class_ids = classes.ids
     n_cls = len(class_ids)
     thresholds = tuple(float(t) for t in iou_thresholds)
     kept_truth, kept_preds, skipped = [], [], 0
@@ -229,25 +243,25 @@ def evaluate_detections(truth: list, predictions: list[Detections], iou_threshol
         kept_preds.append(pred)
     counts, confusion, per_image = {}, {}, []
     for t in thresholds:
-        c, cm = per_image_counts(kept_truth, kept_preds, t, class_ids, matching)
+        c, cm = per_image_counts(kept_truth, kept_preds, t, classes, matching)
         counts[t], confusion[t] = c.sum(0), cm.sum(0)
         per_image += [{"image": gt.name, "iou": t, "tp": int(tp), "fp": int(fp), "fn": int(fn),
                        "n_true": len(gt.instances), "n_pred": len(p)}
                       for gt, p, (tp, fp, fn) in zip(kept_truth, kept_preds, c)]
     rows, per_class, cms = [], [], {}
-    names = [class_by_id(c).display for c in class_ids]
+    names = [c.display for c in classes]
     for t in thresholds:
         tp, fp, fn = (int(v) for v in counts[t])
         cm = confusion[t]
-        _, pc, absent = classification_scores(cm, class_ids)
+        _, pc, absent = classification_scores(cm, classes)
         row = {"iou": t, "tp": tp, "fp": fp, "fn": fn,
                "det_precision": tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0),
                "det_recall": tp / (tp + fn) if tp + fn else 1.0,
-               **scores_from_counts(counts[t], cm, class_ids),
+               **scores_from_counts(counts[t], cm, classes),
                "cls_accuracy": float(np.trace(cm[:, :n_cls]) / cm.sum()) if cm.sum() else 0.0,
                "absent_classes": ",".join(str(c) for c in absent)}
         for c, r in zip(class_ids, pc.itertuples()):
-            row[f"f1_{class_by_id(c).name}"] = r.f1
+            row[f"f1_{classes[c].name}"] = r.f1
         rows.append(row)
         per_class.append(pc.assign(iou=t))
         cms[t] = pd.DataFrame(cm, index=pd.Index(names, name="true"),
@@ -294,7 +308,8 @@ def coco_eval(truth: list, predictions: list[Detections], iou_type: str = "bbox"
         raise ValueError(f"{len(predictions)} prediction sets for {len(truth)} images")
     samples = [s.to_sample() if not isinstance(s, Sample) else s for s in truth]
     gt = COCO()
-    gt.dataset = to_coco(samples)
+    ids = {i.category_id for s in samples for i in s.instances} | {int(c) for p in predictions for c in p.labels}
+    gt.dataset = to_coco(samples, as_class_set(sorted(ids) or [1]))  # categories: only their ids matter here
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
         res = _coco_results(predictions, iou_type == "segm")
@@ -323,7 +338,7 @@ def coco_ap(truth: list, predictions: list[Detections]) -> dict:
 
 
 # ----------------------------------------------------------------------------- sizes and densities
-def size_density_table(truth: list, predictions: list[Detections], class_ids=PAPER_CLASS_IDS,
+def size_density_table(truth: list, predictions: list[Detections], classes,
                        score_threshold: float | None = None) -> pd.DataFrame:
     """Per class: count, areal density and mean size of the true and the predicted defects over
     the whole test set, and their relative errors ((pred - true) / true).
@@ -333,6 +348,7 @@ def size_density_table(truth: list, predictions: list[Detections], class_ids=PAP
     masks are needed (``Detections.instances``). The paper's code reported these errors too.
     """
     from ..stats import instance_table
+    classes = as_class_set(classes)
     samples = [s.to_sample() if not isinstance(s, Sample) else s for s in truth]
     preds = [p.top(None, score_threshold) if score_threshold is not None else p for p in predictions]
     nm = [s.nm_per_px for s in samples]
@@ -347,11 +363,11 @@ def size_density_table(truth: list, predictions: list[Detections], class_ids=PAP
     t_tab, p_tab = instance_table(samples), instance_table(pred_samples)
     size_col = "major_nm" if known else "major"
     rows = []
-    for c in class_ids:
+    for c in classes.ids:
         tt, pp = t_tab[t_tab.class_id == c], p_tab[p_tab.class_id == c]
         t_size = float(tt[size_col].mean()) if len(tt) else np.nan
         p_size = float(pp[size_col].mean()) if len(pp) else np.nan
-        rows.append({"class_id": c, "class": class_by_id(c).display, "n_true": len(tt), "n_pred": len(pp),
+        rows.append({"class_id": c, "class": classes.display(c), "n_true": len(tt), "n_pred": len(pp),
                      "density_true": len(tt) / area, "density_pred": len(pp) / area,
                      "density_rel_error": (len(pp) - len(tt)) / len(tt) if len(tt) else np.nan,
                      "size_true": t_size, "size_pred": p_size,
@@ -361,12 +377,12 @@ def size_density_table(truth: list, predictions: list[Detections], class_ids=PAP
 
 
 # ----------------------------------------------------------------------------- paired bootstrap
-def per_image_counts(truth: list, predictions: list[Detections], iou: float = 0.5, class_ids=PAPER_CLASS_IDS,
+def per_image_counts(truth: list, predictions: list[Detections], iou: float, classes,
                      matching: str = "gt") -> tuple[np.ndarray, np.ndarray]:
     """Per image: (tp, fp, fn) int [n, 3] and the confusion of its found pairs int [n, C, C + 1]
-    (last column: predicted classes outside ``class_ids``). Summing over any subset of images
+    (last column: predicted classes outside ``classes``). Summing over any subset of images
     gives that subset's pooled metrics (:func:`scores_from_counts`)."""
-    class_ids = tuple(int(c) for c in class_ids)
+    class_ids = as_class_set(classes).ids
     col = {c: k for k, c in enumerate(class_ids)}
     counts = np.zeros((len(truth), 3), np.int64)
     cms = np.zeros((len(truth), len(class_ids), len(class_ids) + 1), np.int64)
@@ -380,10 +396,10 @@ def per_image_counts(truth: list, predictions: list[Detections], iou: float = 0.
     return counts, cms
 
 
-def scores_from_counts(counts: np.ndarray, cms: np.ndarray, class_ids=PAPER_CLASS_IDS) -> dict:
+def scores_from_counts(counts: np.ndarray, cms: np.ndarray, classes) -> dict:
     """Detection F1, classification F1 and their harmonic mean from summed per-image counts."""
     tp, fp, fn = (int(v) for v in counts)
-    cls, _, _ = classification_scores(cms, class_ids)
+    cls, _, _ = classification_scores(cms, classes)
     if tp == fp == fn == 0:
         cls = 1.0  # nothing to find and nothing claimed: nothing misclassified either
     det = f1(tp, fp, fn)
@@ -391,25 +407,28 @@ def scores_from_counts(counts: np.ndarray, cms: np.ndarray, class_ids=PAPER_CLAS
 
 
 def paired_bootstrap(truth: list, base: list[Detections], other: list[Detections], iou: float = 0.5,
-                     n_boot: int = 1000, seed: int = 0, class_ids=PAPER_CLASS_IDS,
+                     n_boot: int = 1000, seed: int = 0, classes=None,
                      return_replicates: bool = False):
     """Gain of ``other`` over ``base`` (e.g. EXP+GEN minus EXP) on the same test images, with a
     paired bootstrap over the images: each replicate resamples the test images with replacement
     and recomputes both pooled scores on the same resample. Returns one row per metric: the
     observed gain, the bootstrap mean, the 2.5/97.5 % percentiles and the fraction of
     replicates with a gain > 0. ``return_replicates``: also the replicate gains (one row per
-    replicate), e.g. to pool splits replicate by replicate."""
-    a_counts, a_cms = per_image_counts(truth, base, iou, class_ids)
-    b_counts, b_cms = per_image_counts(truth, other, iou, class_ids)
+    replicate), e.g. to pool splits replicate by replicate. ``classes``: the dataset's class set."""
+    if classes is None:
+        raise ValueError("paired_bootstrap needs the dataset's class set (classes=...)")
+    classes = as_class_set(classes)
+    a_counts, a_cms = per_image_counts(truth, base, iou, classes)
+    b_counts, b_cms = per_image_counts(truth, other, iou, classes)
     rng = np.random.default_rng(seed)
     n = len(truth)
-    observed = {k: v - scores_from_counts(a_counts.sum(0), a_cms.sum(0), class_ids)[k]
-                for k, v in scores_from_counts(b_counts.sum(0), b_cms.sum(0), class_ids).items()}
+    observed = {k: v - scores_from_counts(a_counts.sum(0), a_cms.sum(0), classes)[k]
+                for k, v in scores_from_counts(b_counts.sum(0), b_cms.sum(0), classes).items()}
     reps = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        sa = scores_from_counts(a_counts[idx].sum(0), a_cms[idx].sum(0), class_ids)
-        sb = scores_from_counts(b_counts[idx].sum(0), b_cms[idx].sum(0), class_ids)
+        sa = scores_from_counts(a_counts[idx].sum(0), a_cms[idx].sum(0), classes)
+        sb = scores_from_counts(b_counts[idx].sum(0), b_cms[idx].sum(0), classes)
         reps.append({k: sb[k] - sa[k] for k in sa})
     reps = pd.DataFrame(reps)
     summary = summarize_gains(observed, reps)

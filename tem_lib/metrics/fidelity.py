@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..classes import class_by_id
+from ..classes import ClassSet
 
 
-def fidelity_table(predicted: np.ndarray, label_maps, class_ids=(1, 2, 3), min_overlap: float = 0.5) -> pd.DataFrame:
+def fidelity_table(predicted: np.ndarray, label_maps, classes: ClassSet, min_overlap: float = 0.5) -> pd.DataFrame:
     """Per class: pixel IoU and Dice between ``predicted`` uint8 [N, H, W] class maps and the
     maps of ``label_maps`` (Samples or LabelMaps), and instance recall: the fraction of mask
     instances with at least ``min_overlap`` of their pixels predicted as a defect
@@ -23,7 +23,7 @@ def fidelity_table(predicted: np.ndarray, label_maps, class_ids=(1, 2, 3), min_o
         raise ValueError(f"{len(predicted)} predictions for {len(label_maps)} masks")
     truth = np.stack([m.class_map() for m in label_maps])
     rows = []
-    for c in class_ids:
+    for c in classes.ids:
         p, t = predicted == c, truth == c
         inter, union = np.logical_and(p, t).sum(), np.logical_or(p, t).sum()
         found = found_cls = n = 0
@@ -37,7 +37,7 @@ def fidelity_table(predicted: np.ndarray, label_maps, class_ids=(1, 2, 3), min_o
                 n += 1
                 found += (pix > 0).mean() >= min_overlap
                 found_cls += (pix == c).mean() >= min_overlap
-        rows.append({"class": class_by_id(c).display, "class_id": c, "n_instances": n,
+        rows.append({"class": classes.display(c), "class_id": c, "n_instances": n,
                      "pixel_iou": inter / union if t.any() else np.nan,
                      "dice": 2 * inter / (p.sum() + t.sum()) if t.any() else np.nan,
                      "found": found / n if n else np.nan, "found_class": found_cls / n if n else np.nan})

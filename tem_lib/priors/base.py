@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..classes import BY_ID, PAPER_CLASS_IDS
+from ..classes import ClassSet
 from ..data.sample import Instance, LabelMap, Sample
 from ..geometry import bar_bbox, ellipse_bbox, rasterize_bar, rasterize_ellipse
 from ..stats import instance_table
@@ -64,7 +64,8 @@ class TrainingGeometry:
 
 def training_geometry(samples: list, class_ids=None) -> TrainingGeometry:
     """Measure ``samples`` (micrographs, crops or label maps, any sizes): what priors are
-    fitted on and what ``validate`` compares."""
+    fitted on and what ``validate`` compares. ``class_ids``: the classes to count (the
+    dataset's class set; those present are always counted)."""
     if not samples:
         raise ValueError("cannot measure an empty set of labelled images")
     px_sizes = [s.nm_per_px for s in samples]
@@ -81,14 +82,14 @@ def training_geometry(samples: list, class_ids=None) -> TrainingGeometry:
     for s in samples:
         h, w = s.shape
         area = h * w * (s.nm_per_px / 1000.0) ** 2 if in_nm else h * w / 1e6
-        row = {"name": s.name, "source_id": s.source_id, "height": h, "width": w, "area": area}
-        labels = s.labels
-        for cid in BY_ID:
-            row[f"n_{cid}"] = int((labels == cid).sum())
-        rows.append(row)
-    images = pd.DataFrame(rows)
+        rows.append({"name": s.name, "source_id": s.source_id, "height": h, "width": w, "area": area})
     present = {int(c) for c in inst["class_id"].unique()}
-    ids = tuple(sorted(set(PAPER_CLASS_IDS if class_ids is None else class_ids) | present))
+    ids = tuple(dict.fromkeys([*(class_ids or ()), *sorted(present - set(class_ids or ()))]))
+    for row, s in zip(rows, samples):
+        labels = s.labels
+        for cid in ids:
+            row[f"n_{cid}"] = int((labels == cid).sum())
+    images = pd.DataFrame(rows)
     return TrainingGeometry(inst, images, "nm" if in_nm else "px", "um2" if in_nm else "Mpx",
                             float(np.median(known)) if in_nm else None, ids)
 
@@ -230,8 +231,9 @@ class MaskPrior:
     kind = "base"
 
     def __init__(self, params: dict, unit: str, area_unit: str, nm_per_px: float | None,
-                 placement: Placement, fit_info: dict | None = None):
+                 placement: Placement, fit_info: dict | None = None, classes: ClassSet | None = None):
         self.params = params
+        self.classes = classes  # the dataset's class set (names in describe(), saved in the file)
         self.unit, self.area_unit, self.nm_per_px = unit, area_unit, nm_per_px
         self.placement = placement
         self.fit_info = fit_info or {}
@@ -291,7 +293,7 @@ class MaskPrior:
         return {"format": FORMAT, "version": VERSION, "kind": self.kind, "unit": self.unit,
                 "area_unit": self.area_unit, "nm_per_px": self.nm_per_px,
                 "placement": dataclasses.asdict(self.placement), "params": self.params,
-                "fit_info": self.fit_info}
+                "fit_info": self.fit_info, "classes": self.classes.to_dict() if self.classes else None}
 
     def save(self, path) -> Path:
         """Write the prior as JSON (atomically)."""
@@ -302,12 +304,16 @@ class MaskPrior:
     def from_dict(cls, d: dict, where: str = "prior") -> "MaskPrior":
         try:
             placement = Placement(**d["placement"])
+            classes = ClassSet.from_dict(d["classes"], f"{where} 'classes'") if d.get("classes") else None
             return cls(d["params"], d["unit"], d["area_unit"], d["nm_per_px"], placement,
-                       d.get("fit_info"))
+                       d.get("fit_info"), classes)
         except KeyError as e:
             raise PriorFileError(f"{where}: missing key {e} in a {cls.kind} prior") from None
         except TypeError as e:
             raise PriorFileError(f"{where}: bad placement section ({e})") from None
+
+    def class_name(self, class_id) -> str:
+        return self.classes[int(class_id)].name if self.classes else str(class_id)
 
     def __repr__(self):
         n = self.fit_info.get("n_instances", "?")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..classes import BY_ID
 from .base import MaskPrior, Placement, shape_pool, training_geometry
 
 
@@ -39,7 +38,7 @@ class BootstrapPrior(MaskPrior):
         inst = geo.instances
         keep = inst["area"] <= outlier_factor * inst["area"].mean()
         weights = {int(k): float(v) for k, v in (class_weights or {}).items()}
-        unknown = set(weights) - set(BY_ID)
+        unknown = set(weights) - set(geo.class_ids)
         if unknown:
             raise ValueError(f"class_weights: unknown class id(s) {sorted(unknown)}")
         counts = np.array([(inst["class_id"] == c).sum() for c in geo.class_ids], float)
@@ -84,7 +83,7 @@ class BootstrapPrior(MaskPrior):
         rows = []
         for c, prop in zip(p["class_ids"], p["proportions"]):
             pool = np.array(p["pool"].get(str(c), np.zeros((0, 3))), float).reshape(-1, 3)
-            rows.append({"class_id": c, "class": BY_ID[c].name, "proportion": prop,
+            rows.append({"class_id": c, "class": self.class_name(c), "proportion": prop,
                          "pool_size": len(pool),
                          f"major_median_{self.unit}": np.median(pool[:, 0]) if len(pool) else np.nan,
                          "ratio_median": np.median(pool[:, 0] / pool[:, 1]) if len(pool) else np.nan})

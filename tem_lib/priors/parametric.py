@@ -37,7 +37,6 @@ from scipy import optimize, special
 from scipy import stats as sps
 from sklearn.mixture import GaussianMixture
 
-from ..classes import BY_ID
 from .base import (BAR_SCALE, MaskPrior, Placement, PriorWarning, frame_residuals, image_frames,
                    shape_pool, training_geometry)
 
@@ -137,12 +136,13 @@ class ParametricPrior(MaskPrior):
     def fit(cls, samples, count_model: str = "shared", max_components: int = 4, min_instances: int = 30,
             min_ratio: float = 1.5, min_residuals: int = 10, edge_on_bars: bool = False,
             bar_min_ratio: float = 3.0, exclude_edge: bool = True,
-            placement: Placement | None = None, class_ids=None,
-            seed: int = 0) -> "ParametricPrior":
+            placement: Placement | None = None, class_ids=None, bar_class_ids=(),
+            class_names: dict | None = None, seed: int = 0) -> "ParametricPrior":
         """Fit on ``samples`` (any sizes). ``min_instances``: fewer usable instances of a
         class -> bootstrap shapes for it (with a warning); ``min_residuals``: fewer frame
         residuals -> uniform orientations; ``edge_on_bars``: draw <100> loops with ratio
-        >= ``bar_min_ratio`` as thin bars instead of ellipses."""
+        >= ``bar_min_ratio`` of the classes ``bar_class_ids`` (the edge-on <100> loops) as thin
+        bars instead of ellipses."""
         if count_model not in ("shared", "independent"):
             raise ValueError(f"count_model must be 'shared' or 'independent', got {count_model!r}")
         geo = training_geometry(samples, class_ids)
@@ -163,7 +163,7 @@ class ParametricPrior(MaskPrior):
         if shared_note.startswith("Poisson: only"):
             warn(f"counts: {shared_note}")
         for c in geo.class_ids:
-            cname = BY_ID[c].name
+            cname = (class_names or {}).get(c, str(c))
             if count_model == "shared":
                 n_c = geo.images[f"n_{c}"].sum()
                 rate, k, note = total_rate * n_c / max(total.sum(), 1), None, \
@@ -211,7 +211,8 @@ class ParametricPrior(MaskPrior):
                   "counts": {"model": count_model, "dispersion_k": shared_k,
                              "note": shared_note} if count_model == "shared" else
                   {"model": "independent"},
-                  "bars": {"class_ids": [3], "min_ratio": bar_min_ratio} if edge_on_bars else None}
+                  "bars": {"class_ids": [int(c) for c in bar_class_ids], "min_ratio": bar_min_ratio}
+                  if edge_on_bars else None}
         info = {"n_images": len(samples), "n_instances": len(inst), "warnings": warns,
                 "exclude_edge": exclude_edge, "max_components": max_components,
                 "min_instances": min_instances}
@@ -297,7 +298,7 @@ class ParametricPrior(MaskPrior):
             c = int(c)
             o = v.get("orientation") or {}
             shape = v.get("shape") or {}
-            row = {"class_id": c, "class": BY_ID[c].name,
+            row = {"class_id": c, "class": self.class_name(c),
                    f"rate_per_{self.area_unit}": v["rate"],
                    "dispersion_k": v["dispersion_k"] or self.params["counts"].get("dispersion_k"),
                    "count_model": v["count_model"], "shape_model": shape.get("model", "-"),

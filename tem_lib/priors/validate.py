@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..classes import BY_ID, PAPER_CLASS_IDS
+from ..classes import ClassSet
 from ..viz import class_legend
 from .base import frame_residuals, training_geometry
 
@@ -28,12 +28,12 @@ LABELS = {"major": "major axis", "ratio": "axis ratio", "angle": "orientation (d
           "nn_distance": "nearest-neighbour distance"}
 
 
-def geometry_table(maps) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def geometry_table(maps, class_ids=()) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per-instance and per-map measurements of labelled maps or crops.
 
     Returns (instances, per_map_counts, unit): lengths in nm when every item knows its
     pixel size, else in px (``unit``); counts in columns ``n_<class id>`` and ``n_all``."""
-    geo = training_geometry(list(maps))
+    geo = training_geometry(list(maps), class_ids)
     inst, counts = geo.instances, geo.images
     inst["angle_vs_frame"] = frame_residuals(inst).abs()
     inst["nn_distance"] = np.nan
@@ -44,7 +44,7 @@ def geometry_table(maps) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
         np.fill_diagonal(d, np.inf)
         inst.loc[g.index, "nn_distance"] = d.min(1)
-    counts["n_all"] = counts[[f"n_{c}" for c in BY_ID]].sum(axis=1)
+    counts["n_all"] = counts[[f"n_{c}" for c in geo.class_ids]].sum(axis=1)
     return inst, counts, geo.unit
 
 
@@ -55,22 +55,15 @@ def _values(inst, counts, cid, quantity):
     return rows[quantity].dropna().to_numpy(float)
 
 
-def _class_ids(tables) -> list:
-    present = set()
-    for inst, _, _ in tables:
-        present |= {int(c) for c in inst["class_id"].unique()}
-    return sorted(set(PAPER_CLASS_IDS) | present)
-
-
-def ks_table(real, sampled: dict, class_ids=None) -> pd.DataFrame:
+def ks_table(real, sampled: dict, classes: ClassSet) -> pd.DataFrame:
     """KS statistics of every sampled set in ``sampled`` ({name: maps}) against ``real``.
 
     One row per (set, class, quantity): ks, p_value, n_real, n_sampled and both medians.
     Quantities with fewer than 2 values on a side get ks = NaN (and their n says why).
     """
-    ref = geometry_table(real)
-    tabs = {name: geometry_table(maps) for name, maps in sampled.items()}
-    ids = class_ids or _class_ids([ref, *tabs.values()])
+    ids = list(classes.ids)
+    ref = geometry_table(real, ids)
+    tabs = {name: geometry_table(maps, ids) for name, maps in sampled.items()}
     units = {ref[2], *(t[2] for t in tabs.values())}
     if len(units) > 1:
         raise ValueError(f"cannot compare sets measured in different units: {sorted(units)}")
@@ -84,7 +77,7 @@ def ks_table(real, sampled: dict, class_ids=None) -> pd.DataFrame:
                     res = sps.ks_2samp(a, b)
                     ks, p = float(res.statistic), float(res.pvalue)
                 rows.append({"set": name, "class_id": cid,
-                             "class": "all" if cid == "all" else BY_ID[cid].name,
+                             "class": "all" if cid == "all" else classes[cid].name,
                              "quantity": q, "ks": ks, "p_value": p, "n_real": len(a),
                              "n_sampled": len(b),
                              "median_real": float(np.median(a)) if len(a) else np.nan,
@@ -93,13 +86,13 @@ def ks_table(real, sampled: dict, class_ids=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "real (test)"):
+def plot_distributions(real, sampled: dict, classes: ClassSet, real_label: str = "real (test)"):
     """ECDFs of real vs sampled, rows = classes (+ all), columns = quantities.
 
     Returns (figure, DataFrame of each plotted distribution's percentiles 0, 1, ..., 100)."""
-    ref = geometry_table(real)
-    tabs = {name: geometry_table(maps) for name, maps in sampled.items()}
-    ids = class_ids or _class_ids([ref, *tabs.values()])
+    ids = list(classes.ids)
+    ref = geometry_table(real, ids)
+    tabs = {name: geometry_table(maps, ids) for name, maps in sampled.items()}
     quantities = list(dict.fromkeys(CLASS_QUANTITIES + ALL_QUANTITIES))
     rows_ids = [*ids, "all"]
     fig, axes = plt.subplots(len(rows_ids), len(quantities),
@@ -121,7 +114,7 @@ def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "r
                             color=colors[k % len(colors)], lw=1.6 if k == 0 else 1.2, label=name)
                 if len(v):
                     qs = np.percentile(v, np.arange(101))
-                    data += [{"set": name, "class": "all" if cid == "all" else BY_ID[cid].name,
+                    data += [{"set": name, "class": "all" if cid == "all" else classes[cid].name,
                               "quantity": q, "n": len(v), "percentile": i, "value": round(float(x), 4)}
                              for i, x in enumerate(qs)]
             if q in ("major", "nn_distance"):
@@ -131,7 +124,7 @@ def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "r
                 ax.set_title(LABELS[q] + (f" ({ref[2]})" if q in ("major", "nn_distance") else ""),
                              fontsize=8)
             if c == 0 or (cid == "all" and c == quantities.index("count_per_crop")):
-                ax.set_ylabel(("all classes" if cid == "all" else BY_ID[cid].display) + "\nECDF",
+                ax.set_ylabel(("all classes" if cid == "all" else classes.display(cid)) + "\nECDF",
                               fontsize=8)
             ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, frameon=False)
@@ -139,20 +132,20 @@ def plot_distributions(real, sampled: dict, class_ids=None, real_label: str = "r
     return fig, pd.DataFrame(data)
 
 
-def plot_label_maps(maps, ncols: int = 6, size: float = 2.0):
+def plot_label_maps(maps, classes: ClassSet, ncols: int = 6, size: float = 2.0):
     """Grid of label maps (or labelled crops) coloured by class (white background)."""
     n = len(maps)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    cmap = ListedColormap(["white"] + [BY_ID[c].color if c in BY_ID else "k"
-                                       for c in range(1, max(BY_ID) + 1)])
+    top = max(classes.ids)
+    cmap = ListedColormap(["white"] + [classes.color(c) if c in classes else "k" for c in range(1, top + 1)])
     for ax in axes.ravel():
         ax.axis("off")
     for ax, m in zip(axes.ravel(), maps):
-        ax.imshow(m.class_map(), cmap=cmap, vmin=0, vmax=max(BY_ID), interpolation="nearest")
+        ax.imshow(m.class_map(), cmap=cmap, vmin=0, vmax=top, interpolation="nearest")
         ax.set_title(f"{m.name} ({len(m.instances)})", fontsize=7)
         ax.axis("on")
         ax.set_xticks([])
         ax.set_yticks([])
-    class_legend(fig, maps, bottom=0.04)
+    class_legend(fig, maps, classes, bottom=0.04)
     return fig

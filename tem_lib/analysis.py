@@ -1,0 +1,94 @@
+"""What notebooks 06 and 07 compute from a finished sweep: gains with paired-bootstrap
+intervals (per split and pooled), which metric improved, F1 against N, and the realism of
+every synthetic pool next to the real-vs-real floor. Figures stay in the notebooks."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .data import load_dataset
+from .metrics import frechet_distance, kernel_distance, texture_features
+from .metrics.detection import paired_bootstrap, summarize_gains
+
+METRICS = ("det_f1", "cls_f1", "harmonic")
+
+
+def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """For every augmented run, its gain over the EXP run of the same split, N and seed, in
+    detection F1, classification F1 and the headline, with a 95 % paired bootstrap over the
+    test crops (each replicate rescores both detectors on the same resampled crops). The
+    ``split == "pooled"`` rows average the splits replicate by replicate."""
+    gains, reps = [], {}
+    for r in sweep.runs:
+        if r["n_synthetic"] == 0:
+            continue
+        base = sweep.baseline(r)
+        summary, rep = paired_bootstrap(sweep.test_crops(r["split"]), sweep.predictions(base), sweep.predictions(r),
+                                        iou=iou, n_boot=n_boot, seed=seed, classes=sweep.classes,
+                                        return_replicates=True)
+        reps[r["id"]] = rep
+        gains.append(summary.assign(split=str(r["split"]), n_train=r["n_train"], amount=str(r["amount"]),
+                                    seed=r["seed"], run=r["id"]))
+    if not gains:
+        raise ValueError("the sweep has no augmented runs (amounts other than 0): nothing to compare")
+    gains = pd.concat(gains, ignore_index=True)
+    pooled = []
+    for (n, amount, s), g in gains.groupby(["n_train", "amount", "seed"]):
+        ids = g["run"].unique()
+        rep = sum(reps[i] for i in ids) / len(ids)  # the mean over splits, replicate by replicate
+        obs = g.groupby("metric")["gain"].mean().to_dict()
+        pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, amount=amount, seed=s, run="pooled"))
+    return pd.concat([gains, *pooled], ignore_index=True)
+
+
+def verdict(row) -> str:
+    if row.ci_low > 0:
+        return "up"
+    if row.ci_high < 0:
+        return "down"
+    return "up (n.s.)" if row.gain > 0 else ("down (n.s.)" if row.gain < 0 else "equal")
+
+
+def verdict_table(gains: pd.DataFrame) -> pd.DataFrame:
+    """Per amount, N and split: whether each metric went up or down (95 % interval
+    excluding 0), or not significantly ("n.s.")."""
+    return gains.assign(verdict=[verdict(r) for r in gains.itertuples()]).pivot_table(
+        index=["amount", "n_train", "split"], columns="metric", values="verdict", aggfunc="first")[list(METRICS)]
+
+
+def f1_long(rows: pd.DataFrame) -> pd.DataFrame:
+    """Sweep rows in long form: one value per (run, metric, IoU), with ``setting`` EXP or
+    EXP+GEN (amount)."""
+    ious = sorted({float(c.split("@")[1]) for c in rows.columns if c.startswith("harmonic@")})
+    rows = rows.assign(setting=np.where(rows["n_synthetic"] == 0, "EXP", "EXP+GEN (" + rows["amount"].astype(str) + ")"))
+    long = rows.melt(id_vars=["id", "split", "n_train", "seed", "setting"],
+                     value_vars=[f"{m}@{t:g}" for m in METRICS for t in ious])
+    long[["metric", "iou"]] = long["variable"].str.split("@", expand=True)
+    return long.drop(columns="variable")
+
+
+def realism_table(sweep, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Fréchet and kernel (KID) distance, in the fixed texture features of
+    :mod:`tem_lib.metrics.frechet`, of every synthetic pool and of the floor (real training
+    crops of the split) to the real test crops of its split."""
+    rng = np.random.default_rng(seed)
+
+    def sub(items):
+        return [items[i] for i in sorted(rng.permutation(len(items))[:max_images])]
+
+    pools = sweep.pools()
+    out = []
+    for split in sorted({p["split"] for p in pools}):
+        ref = texture_features([s.image for s in sub(sweep.ws.test(split))])
+        sets = [("real training crops (floor)", "-", [s.image for s in sub(sweep.ws.train_pool(split))])]
+        for p in (p for p in pools if p["split"] == split):
+            sets.append((f"generated, N = {p['n_train']}", str(p["n_train"]),
+                         [s.image for s in sub(load_dataset(p["path"]))]))
+        for name, n, images in sets:
+            if len(images) < 2:
+                continue
+            feats = texture_features(images)
+            kid, kid_sd = kernel_distance(feats, ref, reference=ref, seed=seed)
+            out.append({"split": split, "set": name, "n_train": n, "n_images": len(images),
+                        "frechet": frechet_distance(feats, ref, reference=ref), "kid": kid, "kid_std": kid_sd})
+    return pd.DataFrame(out)
