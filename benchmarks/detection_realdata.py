@@ -37,10 +37,11 @@ def main():
     train = [c for c in crops if c.source_id not in test_src]
     test = [c for c in crops if c.source_id in test_src]
     training = {"epochs": args.epochs, "iters_per_epoch": args.iters, "seed": args.seed}
-    res = run_condition("EXP (real)", train, test, f"{args.work}/fold{args.fold}", {}, training, device="cpu")
+    classes = micrographs.classes
+    res = run_condition("EXP (real)", train, test, f"{args.work}/fold{args.fold}", classes, {}, training, device="cpu")
     table = res.report.table
     cols = ["iou", "tp", "fp", "fn", "det_precision", "det_recall", "det_f1", "cls_f1", "harmonic",
-            "f1_black_dot", "f1_loop_111", "f1_loop_100"]
+            *[f"f1_{c.name}" for c in classes]]
     sizes = res.sizes[["class", "n_true", "n_pred", "density_rel_error", "size_true", "size_pred", "size_rel_error"]]
     cm = res.report.confusion[0.5]
     rng = np.random.default_rng(args.seed)
@@ -48,8 +49,8 @@ def main():
     shown = sorted(rng.choice(busy, size=min(4, len(busy)), replace=False))
     fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4), squeeze=False)
     for ax, i in zip(axes[0], shown):
-        viz.draw_detections(ax, test[i], res.predictions[i], title=test[i].name[-22:])
-    viz.class_legend(fig, [test[i] for i in shown])
+        viz.draw_detections(ax, test[i], res.predictions[i], classes, title=test[i].name[-22:])
+    viz.class_legend(fig, [test[i] for i in shown], classes)
     fig.savefig(RESULTS / "detection_realdata.png", dpi=120)
     notes = f"""
 Real FeCrAl micrographs ({REAL_DATA.name}), split by micrograph (fold {args.fold}): {len(train)} crops of

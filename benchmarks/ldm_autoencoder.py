@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     crops = tile_dataset(simulate(preset(height=1024, width=1024), 10, seed=2, workers=2), 256)
+    classes = crops.classes
     order = np.random.default_rng(args.seed).permutation(len(crops))
     train, test = [crops[i] for i in order[:100]], [crops[i] for i in order[100:132]]
     rows = []
@@ -41,7 +42,7 @@ def main():
         cfg = LDMConfig.from_dict({"autoencoder": ae, "autoencoder_training": {"steps": args.steps}})
         with tempfile.TemporaryDirectory() as tmp:
             vae, res = train_autoencoder(train, cfg, tmp, "cpu")
-        summary, _, _ = reconstruction_report(vae.eval(), test)
+        summary, _, _ = reconstruction_report(vae.eval(), test, classes)
         for r in summary.itertuples():
             rows.append({"autoencoder": label, "class": r[1], "n_defects": r.n_defects, "survival": r.survival,
                          "contrast_kept": r.contrast_kept, "psnr_db": r.psnr_db, "ssim": r.ssim,

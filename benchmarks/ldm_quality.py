@@ -1,6 +1,6 @@
 """Generated images on the simulated data: mask fidelity, realism and sampler cost.
 
-Uses the quick profile's workspace and the pipeline notebook 03 trained there (run
+Uses the quick profile's workspace and the generator its sweep trained for the cell (run
 ``./run_all.sh`` first). For the first ``--n-images`` test crops of the split, images are
 generated for their (held-out) masks under several sampler settings, and measured three ways:
 
@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import markdown_table, write_results
+from _common import ROOT, markdown_table, write_results
 from tem_lib import workspace
-from tem_lib.data import select
-from tem_lib.ldm import load_pipeline
+from tem_lib.ldm import load_pipeline, reconstruction_report
 from tem_lib.ldm.synthesis import generate
-from tem_lib.ldm import reconstruction_report
 from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
+from tem_lib.profiles import load_profile, sweep_section
 from tem_lib.segmentation import predict, train_segmenter
+from tem_lib.study import Sweep
 
 SETTINGS = [  # (label, sampler, steps, guidance, eta)
     ("DDIM-200, eta 1 (paper)", "ddim", 200, 1.0, 1.0),
@@ -39,14 +39,14 @@ SETTINGS = [  # (label, sampler, steps, guidance, eta)
 ]
 
 
-def score(name, images, maps, seg, test_feats, extra=None, groups=None):
-    fid = fidelity_table(predict(seg, images), maps)
+def score(name, images, maps, seg, test_feats, classes, extra=None, groups=None):
+    fid = fidelity_table(predict(seg, images), maps, classes)
     by_group = frechet_by_group(texture_features(images), test_feats, reference=test_feats)
     if groups is not None:
         groups.append({"images": name, **by_group})
     row = {"images": name, **(extra or {}), "frechet": by_group["all"]}
     for r in fid.itertuples():
-        short = {1: "dot", 2: "111", 3: "100"}[r.class_id]
+        short = {1: "dot", 2: "111", 3: "100"}.get(r.class_id, classes[r.class_id].name)
         row[f"found_{short}"] = r.found
         row[f"class_ok_{short}"] = r.found_class
         row[f"iou_{short}"] = r.pixel_iou
@@ -55,6 +55,7 @@ def score(name, images, maps, seg, test_feats, extra=None, groups=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick", help="profile whose sweep trained the generator")
     ap.add_argument("--work", default="runs/quick/work")
     ap.add_argument("--split", type=int, default=0)
     ap.add_argument("--n", default=None, help="N of the trained model (default: largest)")
@@ -64,24 +65,24 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     ws = workspace.load(args.work)
-    n = str(args.n or max(int(k) for k in ws.splits["n_train"]))
-    sp = ws.splits["splits"][args.split]
-    train = select(ws.crops, sp["train"][n])
-    test = select(ws.crops, sp["test"])[:args.n_images]
-    pipe = load_pipeline(ws.work_dir / "ldm" / f"split{args.split}" / f"n{n}" / "pipeline")
+    classes = ws.classes
+    n = ws.default_n(int(args.n) if args.n else None)
+    train, test = ws.train(args.split, n), ws.test(args.split, args.n_images)
+    sweep = Sweep(ws, sweep_section(load_profile(args.profile, ROOT)))
+    pipe = load_pipeline(sweep.ldm_dir(args.split, n) / "pipeline")
     t0 = time.perf_counter()
-    seg = train_segmenter(train, steps=args.seg_steps, seed=args.seed)
+    seg = train_segmenter(train, classes.ids, steps=args.seg_steps, seed=args.seed)
     seg_seconds = time.perf_counter() - t0
     test_images = np.stack([s.image for s in test])
     test_feats = texture_features(test_images)
     groups = []
-    rows = [score("real test crops (ceiling)", test_images, test, seg, test_feats)]
+    rows = [score("real test crops (ceiling)", test_images, test, seg, test_feats, classes)]
     floor = frechet_by_group(texture_features([s.image for s in train[:len(test)]]), test_feats, test_feats)
     groups.append({"images": "real training crops (floor)", **floor})
     rows[0]["frechet"] = floor["all"]
     rows[0]["images"] = "real: train crops' Frechet / test crops' fidelity (floor / ceiling)"
-    _, _, recon = reconstruction_report(pipe.vae, test)
-    rows.append(score("autoencoder reconstructions of the test crops", recon, test, seg, test_feats,
+    _, _, recon = reconstruction_report(pipe.vae, test, classes)
+    rows.append(score("autoencoder reconstructions of the test crops", recon, test, seg, test_feats, classes,
                       groups=groups))
     for label, sampler, steps, g, eta in SETTINGS:
         t0 = time.perf_counter()
@@ -89,12 +90,12 @@ def main():
                         batch_size=8, progress=False)
         sec = time.perf_counter() - t0
         nfe = steps * (2 if g != 1 else 1)
-        rows.append(score(label, imgs, test, seg, test_feats,
+        rows.append(score(label, imgs, test, seg, test_feats, classes,
                           {"denoiser_evals": nfe, "images_per_s": len(imgs) / sec}, groups))
         if sampler == "dpm++" and g == 1.0:
             shuffled = test[1:] + test[:1]
             rows.append(score("  same images, another crop's mask (ignore-the-mask level)", imgs,
-                              shuffled, seg, test_feats))
+                              shuffled, seg, test_feats, classes))
     table = pd.DataFrame(rows)
     ddim, fast = table.iloc[2], table.iloc[3]
     groups = pd.DataFrame(groups)

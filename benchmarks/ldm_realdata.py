@@ -35,7 +35,8 @@ def main():
     test_src = folds[0]
     train = [c for c in crops if c.source_id not in test_src]
     test = [c for c in crops if c.source_id in test_src]
-    pipe, summary = train_ldm(train, {}, args.work, device="cpu")
+    classes = micrographs.classes
+    pipe, summary = train_ldm(train, {}, args.work, device="cpu", classes=classes)
     rows = []
     test_feats = texture_features([s.image for s in test])
     rows.append({"images": "real training crops (floor)", "n": len(train),
@@ -54,14 +55,14 @@ def main():
     fig, axes = plt.subplots(1 + len(results), len(shown), figsize=(2.3 * len(shown), 2.4 * (1 + len(results))),
                              squeeze=False)
     for j, s in enumerate(shown):
-        axes[0, j].imshow(viz.overlay(s, alpha=0.0))
+        axes[0, j].imshow(viz.overlay(s, classes, alpha=0.0))
         for i, (label, imgs) in enumerate(results.items(), start=1):
-            axes[i, j].imshow(viz.overlay(dataclasses.replace(s, image=imgs[idx[j]]), alpha=0.0))
+            axes[i, j].imshow(viz.overlay(dataclasses.replace(s, image=imgs[idx[j]]), classes, alpha=0.0))
     for ax, t in zip(axes[:, 0], ["real (held out)", *results]):
         ax.set_ylabel(t, fontsize=8)
     for ax in axes.ravel():
         ax.set(xticks=[], yticks=[])
-    viz.class_legend(fig, shown)
+    viz.class_legend(fig, shown, classes)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(RESULTS / "ldm_realdata.png", dpi=120)
     notes = f"""

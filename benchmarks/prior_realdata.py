@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     micrographs, crops, folds = real_crops_and_folds(args.seed)
+    classes = micrographs.classes
     rows, notes = [], []
     for f, test_src in enumerate(folds):
         train = [c for c in crops if c.source_id not in test_src]
@@ -32,14 +33,15 @@ def main():
         sets = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", priors.PriorWarning)
-            fitted = {"bootstrap": priors.fit_prior(train, "bootstrap"),
-                      "bootstrap (<100> x2)": priors.fit_prior(train, "bootstrap", class_weights={3: 2.0}),
-                      "parametric": priors.fit_prior(train, "parametric")}
+            fitted = {"bootstrap": priors.fit_prior(train, "bootstrap", classes),
+                      "bootstrap (<100> x2)": priors.fit_prior(train, "bootstrap", classes,
+                                                               class_weights={"loop_100": 2.0}),
+                      "parametric": priors.fit_prior(train, "parametric", classes)}
         notes += [f"fold {f}: {w.message}" for w in caught]
         for name, prior in fitted.items():
             sets[name] = prior.sample(args.maps, 256, generator=np.random.default_rng([args.seed, f]))
         sets["real (train)"] = train
-        t = priors.ks_table(test, sets).assign(fold=f, test=" + ".join(test_src),
+        t = priors.ks_table(test, sets, classes).assign(fold=f, test=" + ".join(test_src),
                                                 n_train_crops=len(train), n_test_crops=len(test))
         rows.append(t)
         d = fitted["parametric"].describe()

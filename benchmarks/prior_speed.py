@@ -25,7 +25,7 @@ def main():
     rows = []
     for kind in ("bootstrap", "parametric"):
         t0 = time.perf_counter()
-        prior = priors.fit_prior(data, kind)
+        prior = priors.fit_prior(data, kind, data.classes)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         maps = prior.sample(args.n, args.size, generator=0)

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from _common import require_real_data, write_results
-from tem_lib.classes import BY_ID
 from tem_lib.data import load_dataset, tile_dataset
 from tem_lib.simulate import preset, simulate
 from tem_lib.stats import image_table, instance_table
@@ -28,12 +27,12 @@ from tem_lib.utils import seed_everything
 
 
 def per_image_stats(samples) -> pd.DataFrame:
-    img = image_table(samples).set_index("name")
-    inst = instance_table(samples)
+    img = image_table(samples, samples.classes).set_index("name")
+    inst = instance_table(samples, samples.classes)
     out = img[["defects_per_mpx", "intensity_p1", "intensity_p50", "intensity_p99",
                "noise_sigma", "noise_corr"]].copy()
-    for cid in (1, 2, 3):
-        name = BY_ID[cid].name
+    for cid in (1, 2, 3):  # the paper's three classes (both sets carry the fecral class set)
+        name = samples.classes[cid].name
         g = inst[inst.class_id == cid].groupby("name")
         for q in (5, 50, 95):
             out[f"{name}_major_p{q}"] = g.major.quantile(q / 100)

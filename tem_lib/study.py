@@ -258,11 +258,6 @@ class Sweep:
         return collect(self.ws.path("rows"), [r["id"] for r in self.runs if self.is_done(r)])
 
 
-def collect(self) -> pd.DataFrame:
-        """The rows of this sweep's finished runs, one per run (other sweeps' rows ignored)."""
-        return collect(self.root, [r["id"] for r in self.runs if self.is_done(r)])
-
-
 def collect(rows_dir, ids=None) -> pd.DataFrame:
     """All rows in ``rows_dir`` (``ws.path("rows")``; or those of ``ids``) as a DataFrame."""
     rows_dir = Path(rows_dir)

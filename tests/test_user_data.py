@@ -71,7 +71,7 @@ def test_yolo_segmentation_labels(tmp_path):
         assert f"{sim[0].name}.txt line 1" in str(e.value)
 
 
-def test_imagej_graymask_and_microscope_tiffs(tmp_path):
+def test_imagej_graymask_and_microscope_files(tmp_path):
     ij = load_dataset(userdata.imagej(tmp_path / "ij"))
     assert ij.format == "imagej" and ij.classes.name == "fecral"
     assert [len(s.instances) for s in ij] == [len(s.instances) for s in userdata.simulated(seed=14)]
@@ -82,6 +82,12 @@ def test_imagej_graymask_and_microscope_tiffs(tmp_path):
         {"classes": {"classes": [{"id": 1, "name": "blob", "gray": 255}]}}))
     with pytest.raises(ValueError, match=r"unknown gray level\(s\) \[85, 170\]; class set 'custom'"):
         load_dataset(tmp_path / "gm")
+    dm = load_dataset(userdata.graymask_dm3(tmp_path / "dm", nm_per_px=0.6))
+    assert [p.suffix for p in sorted((tmp_path / "dm" / "images").iterdir())] == [".dm3"] * 4
+    assert all(s.nm_per_px == pytest.approx(0.6) for s in dm)  # from the DM calibration (rosettasciio)
+    sim = userdata.simulated(seed=17)
+    assert [len(s.instances) for s in dm] == [len(s.instances) for s in sim]
+    assert np.allclose(dm[0].image, (sim[0].image - sim[0].image.min()) / np.ptp(sim[0].image), atol=1e-5)
     ours = load_dataset(userdata.ours(tmp_path / "ours"))
     assert ours.classes.name == "fecral" and ours.classes[1].gray == 255  # from its metadata.json
 
@@ -135,7 +141,7 @@ def test_notebooks_run_on_user_data(tmp_path, make, name, names):
     assert (figs / "07_realism.png").is_file()
 
 
-@pytest.mark.parametrize("make", [userdata.imagej, userdata.graymask_tiff, userdata.ours])
+@pytest.mark.parametrize("make", [userdata.imagej, userdata.graymask_tiff, userdata.graymask_dm3, userdata.ours])
 def test_01_reads_every_other_format(tmp_path, make):
     figs = run_data(make(tmp_path / "data"), "other", tmp_path, only=["01"])
     info = json.loads((tmp_path / "work" / "dataset.json").read_text())

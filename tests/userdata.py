@@ -131,3 +131,64 @@ def ours(root: Path) -> Path:
     """What tem_lib itself writes (the class set in metadata.json)."""
     samples = simulated(seed=16)
     return write_dataset(samples, root, samples.classes)
+
+
+# ----------------------------------------------------------------------------- a minimal DM3 writer
+def _dm3_group(tags: list) -> bytes:
+    import struct
+    out = struct.pack(">BBl", 0, 0, len(tags))
+    for name, value in tags:
+        key = name.encode()
+        if isinstance(value, list):  # a tag group
+            out += struct.pack(">bh", 20, len(key)) + key + _dm3_group(value)
+        else:
+            out += struct.pack(">bh", 21, len(key)) + key + b"%%%%" + value
+    return out
+
+
+def _dm3_long(v: int) -> bytes:
+    import struct
+    return struct.pack(">ll", 1, 3) + struct.pack("<l", v)
+
+
+def _dm3_float(v: float) -> bytes:
+    import struct
+    return struct.pack(">ll", 1, 6) + struct.pack("<f", v)
+
+
+def _dm3_text(s: str) -> bytes:  # DM stores short strings as arrays of uint16 (type 4)
+    import struct
+    return struct.pack(">llll", 3, 20, 4, len(s)) + struct.pack(f"<{len(s)}H", *map(ord, s))
+
+
+def write_dm3(path: Path, image: np.ndarray, scale: float, units: str = "nm") -> None:
+    """A Gatan DM3 file holding one 2-D float32 image calibrated at ``scale`` ``units``/px,
+    with the tags rosettasciio's reader needs (ImageList > ImageData: Data, DataType,
+    Dimensions, Calibrations)."""
+    import struct
+    data = np.ascontiguousarray(image, dtype="<f4")
+    h, w = data.shape
+    dim = lambda: [("Origin", _dm3_float(0.0)), ("Scale", _dm3_float(scale)), ("Units", _dm3_text(units))]  # noqa: E731
+    image_data = [
+        ("Calibrations", [("Brightness", [("Origin", _dm3_float(0.0)), ("Scale", _dm3_float(1.0)),
+                                          ("Units", _dm3_text(""))]),
+                          ("Dimension", [("", dim()), ("", dim())])]),
+        ("Data", struct.pack(">llll", 3, 20, 6, data.size) + data.tobytes()),
+        ("DataType", _dm3_long(2)),  # float32
+        ("Dimensions", [("", _dm3_long(w)), ("", _dm3_long(h))]),
+    ]
+    root = _dm3_group([("ImageList", [("", [("ImageData", image_data), ("ImageTags", []),
+                                            ("Name", _dm3_text(path.stem))])])])
+    path.write_bytes(struct.pack(">lll", 3, len(root) + 12, 1) + root)
+
+
+def graymask_dm3(root: Path, nm_per_px: float = 0.6) -> Path:
+    """Gray-level masks + DM3 micrographs calibrated in nm."""
+    from tem_lib.classes import preset as class_preset
+    samples = simulated(seed=17)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for s in samples:
+        write_dm3(root / "images" / f"{s.name}.dm3", s.image * 1000.0 + 50.0, nm_per_px)
+        Image.fromarray(s.gray_mask(class_preset("fecral"))).save(root / "masks" / f"{s.name}.png")
+    return root

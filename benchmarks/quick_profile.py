@@ -1,0 +1,102 @@
+"""The quick profile end to end from a clean work folder: wall time per notebook, total wall
+time and peak memory (target on the 2-core machine: under 45 minutes, peak RSS under 8 GB).
+
+Runs ``python -m tem_lib.pipeline --profile quick --force`` in-process with a fresh work folder
+and a fresh simulated dataset (so notebook 01's simulation counts too) under
+``runs/bench-quick/``; the figures go to ``figures/`` (the committed quick-profile figures),
+unless ``--figures-dir`` says otherwise. Memory is the resident set size of this process and all
+its children (the notebook kernels and their workers) summed, sampled every 0.5 s by psutil.
+The load average before and after tells whether other jobs shared the machine.
+
+    python benchmarks/quick_profile.py [--figures-dir figures] [--keep]
+"""
+import argparse
+import os
+import shutil
+import threading
+import time
+
+import pandas as pd
+import psutil
+
+from _common import ROOT, write_results
+from tem_lib.pipeline import run_pipeline
+
+
+class PeakRSS(threading.Thread):
+    """Peak of the summed RSS of this process and its descendants, sampled every ``dt`` s."""
+
+    def __init__(self, dt: float = 0.5):
+        super().__init__(daemon=True)
+        self.dt, self.peak, self.stop = dt, 0, threading.Event()
+        self.per_notebook: dict[str, int] = {}
+        self.current = None
+
+    def run(self):
+        me = psutil.Process()
+        while not self.stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            if self.current:
+                self.per_notebook[self.current] = max(self.per_notebook.get(self.current, 0), total)
+            time.sleep(self.dt)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--figures-dir", default="figures")
+    ap.add_argument("--keep", action="store_true", help="keep runs/bench-<profile>/ afterwards")
+    args = ap.parse_args()
+    base = ROOT / "runs" / f"bench-{args.profile}"
+    shutil.rmtree(base, ignore_errors=True)
+    overrides = {"work_dir": str(base / "work"), "data_dir": str(base / "data"),
+                 "figures_dir": str(ROOT / args.figures_dir)}
+    load_before = os.getloadavg()
+    mon = PeakRSS()
+    mon.start()
+    rows = []
+
+    def log(*a, **k):
+        msg = " ".join(str(x) for x in a)
+        print(msg, **k, flush=True)
+        if " ... " in msg:  # "[k/n] NAME.ipynb (profile) ... ": a notebook starts
+            mon.current = msg.split("] ", 1)[1].split(" ", 1)[0]
+
+    t0 = time.perf_counter()
+    records = run_pipeline(args.profile, force=True, overrides=overrides, runs_dir=base / "notebooks", root=ROOT,
+                           log=log)
+    total = time.perf_counter() - t0
+    mon.stop.set()
+    mon.join()
+    load_after = os.getloadavg()
+    for r in records:
+        rows.append({"notebook": r["notebook"], "seconds": round(r["seconds"], 1),
+                     "minutes": round(r["seconds"] / 60, 2),
+                     "peak_rss_gb": round(mon.per_notebook.get(r["notebook"], 0) / 1e9, 2)})
+    rows.append({"notebook": "total", "seconds": round(total, 1), "minutes": round(total / 60, 2),
+                 "peak_rss_gb": round(mon.peak / 1e9, 2)})
+    table = pd.DataFrame(rows)
+    ok_time, ok_mem = total < 45 * 60, mon.peak < 8e9
+    contended = max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1) + 0.5
+    notes = (f"Profile `{args.profile}`, all notebooks from a clean work folder and a fresh simulated dataset, "
+             f"{os.cpu_count()} CPU cores. Total **{total / 60:.1f} min** (target < 45 min: "
+             f"{'met' if ok_time else 'NOT met'}); peak RSS of the process tree **{mon.peak / 1e9:.2f} GB** "
+             f"(target < 8 GB: {'met' if ok_mem else 'NOT met'}). 1-minute load average before / after: "
+             f"{load_before[0]:.2f} / {load_after[0]:.2f}"
+             f" ({'other jobs may have shared the machine' if contended else 'no other job running'}).")
+    if not args.keep:
+        shutil.rmtree(base / "work" / "ldm", ignore_errors=True)  # the big part; rows and figures stay
+    write_results(f"{args.profile}_profile", {"profile": args.profile, "total_seconds": round(total, 1),
+                                              "peak_rss_bytes": mon.peak, "load_before": load_before,
+                                              "load_after": load_after, "rows": rows,
+                                              "target_met": {"time": ok_time, "memory": ok_mem}}, table, notes)
+
+
+if __name__ == "__main__":
+    main()
