@@ -55,6 +55,31 @@ def test_model_contract_grayscale_and_paper_settings():
     assert set(out) == {"boxes", "labels", "scores", "masks"} and out["masks"].shape[1:] == (1, 64, 64)
 
 
+def test_head_has_one_output_per_dataset_class_and_speaks_its_ids():
+    """Class ids 7 and 9 give a three-way head (background + 2), not a ten-way one; targets and
+    predictions keep the dataset's ids, and an id outside the set is refused."""
+    torch.manual_seed(0)
+    model = build_maskrcnn(DetectorConfig(**TINY), class_ids=(7, 9))
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 3
+    img = torch.rand(1, 64, 64)
+    box = torch.tensor([[10.0, 10.0, 30.0, 30.0], [35.0, 35.0, 50.0, 60.0]])
+    masks = torch.zeros(2, 64, 64, dtype=torch.uint8)
+    masks[0, 10:30, 10:30] = masks[1, 35:60, 35:50] = 1
+    model.train()
+    losses = model([img], [{"boxes": box, "labels": torch.tensor([7, 9]), "masks": masks}])
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match=r"class ids \[3\] are not among the detector's \[7, 9\]"):
+        model([img], [{"boxes": box, "labels": torch.tensor([7, 3]), "masks": masks}])
+    model.eval()
+    model.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        out = model([img])[0]
+    assert len(out["labels"]) and set(out["labels"].tolist()) <= {7, 9}
+    with pytest.raises(ValueError, match="distinct ids >= 1"):
+        build_maskrcnn(DetectorConfig(**TINY), class_ids=(0, 1))
+
+
 def test_missing_pretrained_weights_fail_clearly(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert cached_weights_path("coco").parent == tmp_path / "checkpoints"

@@ -95,14 +95,47 @@ def _gray(sd: dict, key: str) -> None:
         sd[key] = sd[key].sum(dim=1, keepdim=True)
 
 
+class ClassIdMaskRCNN(MaskRCNN):
+    """torchvision's ``MaskRCNN`` with one head output per class of the dataset (plus
+    background) while targets and outputs carry the dataset's own class ids: ids 7 and 9 use
+    outputs 1 and 2, not a 10-way head whose unused classes could be predicted. For ids
+    1..K the mapping is the identity."""
+
+    def __init__(self, *args, class_ids=(1, 2, 3), **kwargs):
+        super().__init__(*args, **kwargs)
+        ids = torch.tensor((0, *class_ids), dtype=torch.int64)
+        lut = torch.zeros(int(ids.max()) + 1, dtype=torch.int64)
+        lut[ids] = torch.arange(len(ids))
+        # not persistent: the weights file holds weights only; the mapping is in detector.json
+        self.register_buffer("id_to_index", lut, persistent=False)
+        self.register_buffer("index_to_id", ids, persistent=False)
+
+    def forward(self, images, targets=None):
+        if targets is not None:
+            bad = [int(v) for t in targets for v in t["labels"].unique()
+                   if int(v) >= len(self.id_to_index) or (int(v) and not self.id_to_index[int(v)])]
+            if bad:
+                raise ValueError(f"target class ids {sorted(set(bad))} are not among the detector's "
+                                 f"{self.index_to_id[1:].tolist()}")
+            targets = [{**t, "labels": self.id_to_index.to(t["labels"].device)[t["labels"]]} for t in targets]
+        out = super().forward(images, targets)
+        if isinstance(out, list):  # predictions (eval mode)
+            for o in out:
+                o["labels"] = self.index_to_id.to(o["labels"].device)[o["labels"]]
+        return out
+
+
 def build_maskrcnn(cfg: DetectorConfig, class_ids=(1, 2, 3)) -> MaskRCNN:
-    """A torchvision ``MaskRCNN`` for images float [1, H, W] in [0, 1]; labels are the class
-    ids themselves (``num_classes = max(class_ids) + 1``, 0 is background).
+    """A torchvision ``MaskRCNN`` for images float [1, H, W] in [0, 1] whose targets and
+    predictions use the dataset's class ids (any ids in 1..255; 0 is background), with one head
+    output per class (:class:`ClassIdMaskRCNN`).
 
     ``model.tem_info`` records the resolved weights (``pretrained``), the norm layer and how many
     pretrained tensors were loaded.
     """
     class_ids = tuple(int(c) for c in class_ids)
+    if not class_ids or len(set(class_ids)) != len(class_ids) or min(class_ids) < 1:
+        raise ValueError(f"detector class ids must be distinct ids >= 1 (0 is background), got {list(class_ids)}")
     weights = resolve_pretrained(cfg)
     if weights == "coco" and not _coco_compatible(cfg):
         raise ValueError("COCO Mask R-CNN weights need backbone resnet50 with fpn_channels 256, "
@@ -127,10 +160,10 @@ def build_maskrcnn(cfg: DetectorConfig, class_ids=(1, 2, 3)) -> MaskRCNN:
     backbone = BackboneWithFPN(body, {f"layer{k}": str(k - 1) for k in (1, 2, 3, 4)},
                                [c2 * 2 ** i for i in range(4)], cfg.fpn_channels, extra_blocks=LastLevelMaxPool())
     anchors = AnchorGenerator(sizes=cfg.anchor_sizes, aspect_ratios=(tuple(cfg.aspect_ratios),) * 5)
-    n_cls = max(class_ids) + 1
+    n_cls = len(class_ids) + 1
     ch, mch, rep = cfg.fpn_channels, cfg.mask_head_channels, cfg.representation_size
-    model = MaskRCNN(
-        backbone, num_classes=None, min_size=cfg.min_size, max_size=cfg.max_size,
+    model = ClassIdMaskRCNN(
+        backbone, class_ids=class_ids, num_classes=None, min_size=cfg.min_size, max_size=cfg.max_size,
         image_mean=[cfg.image_mean], image_std=[cfg.image_std], rpn_anchor_generator=anchors,
         rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
         box_head=TwoMLPHead(ch * 7 * 7, rep), box_predictor=FastRCNNPredictor(rep, n_cls),
