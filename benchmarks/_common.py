@@ -61,6 +61,8 @@ def write_results(name: str, payload: dict, table: pd.DataFrame | None = None,
     md = [f"# {name}", "", notes.strip(), ""]
     if table is not None:
         md += [markdown_table(table), ""]
-    md += ["```", f"command: python benchmarks/{name}.py " + " ".join(sys.argv[1:]), "```", ""]
+    import shlex
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else f"{name}.py"
+    md += ["```", f"command: python benchmarks/{script} " + shlex.join(sys.argv[1:]), "```", ""]
     write_text(RESULTS / f"{name}.md", "\n".join(md))
     print("\n".join(md))

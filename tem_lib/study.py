@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .utils import from_dict, provenance, read_json, stable_hash, write_json
+from .utils import derive_seed, from_dict, provenance, read_json, stable_hash, write_json
 
 _AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)x$")
 
@@ -51,6 +51,11 @@ class SweepConfig:
     training: dict = field(default_factory=dict)  # tem_lib.detection.DetTrainConfig overrides
     n_test: int | None = None  # score at most this many test crops per split (None: all)
     batch_size: int = 8  # generation batch
+    # Quality filter (tem_lib.ldm.quality): drop generated pairs in which a segmenter trained on
+    # the cell's N real crops finds fewer than `filter_min_found` of the mask's defects.
+    quality_filter: bool = False
+    filter_min_found: float = 0.5
+    filter_segmenter_steps: int = 600
 
     def __post_init__(self):
         for a in self.amounts:
@@ -118,13 +123,20 @@ class Sweep:
         return {**c, "autoencoder_training": {"seed": 0, **c.get("autoencoder_training", {})},
                 "denoiser_training": {"seed": 0, **c.get("denoiser_training", {})}}
 
+    def _ldm_resolved(self) -> dict:
+        """The whole LDM configuration, library defaults included: a changed default (e.g. the
+        noise model) gives new generators, pools and rows, never stale ones."""
+        from .ldm import LDMConfig
+        return LDMConfig.from_dict(self._ldm_config()).to_dict()
+
     def ldm_dir(self, split: int, n: int) -> Path:
         """The (split, N) generator's folder; another LDM configuration gets another folder."""
-        return self.ws.path("ldm", split, n, f"cfg-{stable_hash(self._ldm_config())[:8]}")
+        return self.ws.path("ldm", split, n, f"cfg-{stable_hash(self._ldm_resolved())[:8]}")
 
     def pool_dir(self, split: int, n: int) -> Path:
         c = self.cfg
-        key = stable_hash({"ldm": self._ldm_config(), "eta": c.eta})[:8]
+        filt = (c.filter_min_found, c.filter_segmenter_steps) if c.quality_filter else None
+        key = stable_hash({"ldm": self._ldm_resolved(), "eta": c.eta, **({"filter": filt} if filt else {})})[:8]
         return self.ws.path("synthetic", split, n, f"{c.prior}_{c.sampler}{c.steps}_g{c.guidance_scale:g}"
                                                    f"_{self.pool_size(split, n)}_cfg-{key}")
 
@@ -165,8 +177,21 @@ class Sweep:
                    guidance_scale=self.cfg.guidance_scale, eta=self.cfg.eta, seed=1000 * split + n,
                    batch_size=self.cfg.batch_size, overwrite=True, progress=self.progress,
                    metadata={"model": str(self.ldm_dir(split, n) / "pipeline"), "prior_kind": self.cfg.prior,
-                             "split": split, "n_train": n, "sweep": True})
+                             "split": split, "n_train": n, "sweep": True},
+                   quality=self.quality_filter(split, n) if self.cfg.quality_filter else None)
         return out
+
+    def quality_filter(self, split: int, n: int):
+        """The cell's quality filter: a segmenter trained on its N real crops."""
+        from functools import partial
+
+        from .ldm.quality import QualityFilter
+        from .segmentation import predict, train_segmenter
+        steps = self.cfg.filter_segmenter_steps
+        model = train_segmenter(self.ws.train(split, n), self.classes.ids, steps=steps, device=self.device,
+                                seed=derive_seed(split, n), progress=self.progress)
+        return QualityFilter(partial(predict, model, device=self.device), self.cfg.filter_min_found,
+                             description=f"SmallUNet segmenter, {steps} steps on the cell's {n} real crops")
 
     def pools(self) -> list[dict]:
         """The finished synthetic pools: one record (split, n_train, path) per cell."""
@@ -180,8 +205,10 @@ class Sweep:
     # ------------------------------------------------------------------ runs
     def _settings(self, run: dict) -> dict:
         c = asdict(self.cfg)
-        keep = ("prior", "sampler", "steps", "guidance_scale", "eta", "ldm_config", "detector", "training", "n_test")
+        keep = ("prior", "sampler", "steps", "guidance_scale", "eta", "ldm_config", "detector", "training", "n_test",
+                *(("quality_filter", "filter_min_found", "filter_segmenter_steps") if c["quality_filter"] else ()))
         return {**{k: c[k] for k in keep}, **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")},
+                "ldm": self._ldm_resolved() if run["n_synthetic"] else None,
                 "classes": self.classes.to_dict()}
 
     def row_path(self, rid: str) -> Path:
@@ -233,7 +260,8 @@ class Sweep:
         t0 = time.perf_counter()
         res = self.result(run)
         row = {"key": stable_hash(self._settings(run)), **run, "amount": str(run["amount"]),
-               "n_test": len(res.predictions), "seconds": round(time.perf_counter() - t0, 1),
+               "n_test": len(res.predictions), "n_synthetic_used": res.training.get("n_synthetic"),
+               "seconds": round(time.perf_counter() - t0, 1),
                "train_seconds": res.training.get("seconds"), "pretrained": res.training.get("pretrained"),
                "settings": self._settings(run), **provenance()}
         per_class = [f"f1_{c.name}" for c in self.classes]

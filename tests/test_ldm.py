@@ -91,6 +91,36 @@ def test_train_save_load_and_sample(trained, crops):
     np.testing.assert_allclose(one[0], two[1], atol=1e-5)
 
 
+def test_fitted_noise_is_saved_with_the_pipeline_and_optional(trained, crops, tmp_path):
+    """The default pipeline carries the training crops' residual noise (saved and loaded with
+    it); a pipeline saved without one (older folders) loads with ``noise=None``."""
+    from tem_lib.ldm import MaskToImagePipeline
+    from tem_lib.ldm.train import save_pipeline
+    pipe, _, out = trained
+    assert pipe.noise is not None and pipe.noise.fitted
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(2)]  # noqa: E731
+    plain = pipe(crops[:2], num_inference_steps=2, generator=gens(), add_noise=False)
+    noisy = pipe(crops[:2], num_inference_steps=2, generator=gens())
+    assert 0.001 < np.abs(noisy - plain).mean() < 0.2
+    bare = MaskToImagePipeline(vae=pipe.vae, unet=pipe.unet, mask_encoder=pipe.mask_encoder, scheduler=pipe.scheduler)
+    loaded = load_pipeline(save_pipeline(bare, tmp_path / "bare", {}))
+    assert loaded.noise is None
+    np.testing.assert_allclose(loaded(crops[:2], num_inference_steps=2, generator=gens()), plain, atol=1e-5)
+
+
+def test_autoencoder_with_discriminator_trains_and_resumes(crops, tmp_path):
+    from tem_lib.ldm.train import train_autoencoder
+    cfg = LDMConfig.from_dict({**TINY, "autoencoder": {**TINY["autoencoder"], "adversarial_weight": 0.5,
+                                                       "adversarial_start": 0.5}})
+    vae, res = train_autoencoder(crops, cfg, tmp_path, "cpu")
+    assert np.isfinite(res["history"]["loss"]).all() and len(res["history"]) == 4
+    assert (tmp_path / "autoencoder" / "checkpoint" / "discriminator.safetensors").is_file()
+    _, again = train_autoencoder(crops, cfg, tmp_path, "cpu")
+    assert again["resumed_from"] == 4
+    with pytest.raises(ValueError, match="adversarial_weight"):
+        LDMConfig.from_dict({"autoencoder": {"adversarial_weight": -1}})
+
+
 def test_bad_masks_are_refused(trained):
     pipe = trained[0]
     with pytest.raises(ValueError, match="mask size 36x64 is not a multiple of 8 px"):
@@ -207,3 +237,32 @@ def test_config_from_dict_rejects_unknown_keys():
     assert cfg.denoiser.cond_channels == 3 and cfg.autoencoder_training.steps == LDMConfig().autoencoder_training.steps
     with pytest.raises(ValueError, match="unknown keys.*colour"):
         LDMConfig.from_dict({"denoiser": {"colour": 1}})
+
+
+def test_quality_filter_drops_pairs_whose_defects_are_not_found(trained, crops, tmp_path):
+    """A stand-in segmenter that sees the defects of the first map only: the other pairs (with
+    defects) are dropped, a pair without defects is kept, and the metadata says why."""
+    from tem_lib.ldm.quality import QualityFilter
+    pipe = trained[0]
+    maps = [LabelMap(c.shape, c.instances, name=f"m{i}") for i, c in enumerate(crops[:3])]
+    maps.append(LabelMap(crops[0].shape, [], name="empty"))
+    assert all(m.instances for m in maps[:3])
+    truth = np.stack([m.class_map() for m in maps])
+
+    def sees_first(images):
+        out = np.zeros_like(truth)
+        out[0] = truth[0]
+        return out
+    out = synthesize(pipe, maps, tmp_path / "syn", FECRAL, steps=2, progress=False,
+                     quality=QualityFilter(sees_first, min_found=0.5, description="stand-in"))
+    back = load_dataset(out)
+    assert [s.name for s in back] == ["m0", "empty"]
+    rec = json.loads((out / "metadata.json").read_text())["quality_filter"]
+    assert rec["n_generated"] == 4 and rec["n_dropped"] == 2 and rec["by"] == "stand-in"
+    assert [d["name"] for d in rec["dropped"]] == ["m1", "m2"]
+    assert rec["dropped"][0]["reason"].startswith(f"0 of {len(maps[1].instances)} defects found")
+    with pytest.raises(ValueError, match="dropped all 2 generated pairs"):
+        synthesize(pipe, maps[1:3], tmp_path / "none", FECRAL, steps=2, progress=False,
+                   quality=QualityFilter(lambda im: np.zeros_like(truth[:2])))
+    with pytest.raises(ValueError, match="min_found"):
+        QualityFilter(sees_first, min_found=2)

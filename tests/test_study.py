@@ -1,4 +1,6 @@
 """The sweep's bookkeeping: amounts, run ids and order, cells, where its artifacts go."""
+from pathlib import Path
+
 import pytest
 
 from tem_lib.study import Sweep, SweepConfig, condition_name, n_synthetic, run_id
@@ -43,3 +45,19 @@ def test_config_is_checked():
         SweepConfig.from_dict({"split": [0]})
     with pytest.raises(ValueError, match="synthetic amount"):
         SweepConfig.from_dict({"amounts": [0, "lots"]})
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_every_profile_builds_its_sweep_models_and_detector(name):
+    """A typo in a GPU profile must fail here, not an hour into a lent machine's run."""
+    from tem_lib.detection.config import DetectorConfig, DetTrainConfig
+    from tem_lib.ldm import LDMConfig
+    from tem_lib.profiles import load_profile
+    from tem_lib.study import SweepConfig
+    cfg = SweepConfig.from_dict(load_profile(name, ROOT)["common"].get("sweep"))
+    LDMConfig.from_dict(cfg.ldm_config)
+    DetectorConfig(**cfg.detector)
+    DetTrainConfig(**cfg.training)

@@ -16,11 +16,12 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reconstruction_loss(vae, x: torch.Tensor, defect: torch.Tensor, cfg: AutoencoderConfig,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+                        generator: torch.Generator | None = None, return_reconstruction: bool = False):
     """Loss of one batch: ``x`` float [B, 1, H, W] in [-1, 1]; ``defect`` bool [B, 1, H, W].
 
     L1 with defect pixels weighted ``defect_weight`` x, plus ``gradient_weight`` x L1 of the
     image gradients (keeps the sharp rims of loops), plus ``kl_weight`` x KL(q(z|x) || N(0, 1)).
+    With ``return_reconstruction``: ``(loss, reconstruction)`` (for the adversarial term).
     """
     post = vae.encode(x).latent_dist
     z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator).to(x.device, x.dtype)
@@ -32,7 +33,7 @@ def reconstruction_loss(vae, x: torch.Tensor, defect: torch.Tensor, cfg: Autoenc
         loss = loss + cfg.gradient_weight * ((gx - rx).abs().mean() + (gy - ry).abs().mean())
     if cfg.kl_weight:
         loss = loss + cfg.kl_weight * post.kl().mean() / x[0].numel()
-    return loss
+    return (loss, rec) if return_reconstruction else loss
 
 
 @torch.inference_mode()

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from ..utils import from_dict
 
 
-
 @dataclass
 class AutoencoderConfig:
     """First stage: a grayscale diffusers ``AutoencoderKL`` trained from scratch.
@@ -29,6 +28,23 @@ class AutoencoderConfig:
     defect_weight: float = 5.0  # L1 weight of defect pixels relative to background
     gradient_weight: float = 1.0  # L1 of finite-difference image gradients
     kl_weight: float = 1e-6  # KL to N(0, 1); small, as in Stable Diffusion's first stage
+    # Patch discriminator (tem_lib.ldm.adversarial; 0 = off): hinge loss, adaptive weight at the
+    # decoder's last layer times this, switched on after `adversarial_start` of the steps.
+    adversarial_weight: float = 0.0
+    adversarial_start: float = 0.5
+    disc_channels: int = 32
+    disc_layers: int = 3
+    # What the decoder cannot draw, put back (tem_lib.ldm.noise): "fitted" samples the training
+    # crops' residual noise (gray-level dependent spread, 2-D spectrum) after decoding; "none".
+    noise_model: str = "fitted"
+    noise_tile: int = 32  # px; the spectrum's resolution (longest correlation it can hold)
+
+    def __post_init__(self):
+        if self.noise_model not in ("none", "fitted"):
+            raise ValueError(f"noise_model must be 'none' or 'fitted', got {self.noise_model!r}")
+        if self.adversarial_weight < 0 or not 0 <= self.adversarial_start <= 1:
+            raise ValueError("adversarial_weight must be >= 0 and adversarial_start in [0, 1], got "
+                             f"{self.adversarial_weight}, {self.adversarial_start}")
 
     @property
     def factor(self) -> int:

@@ -18,6 +18,7 @@ from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPip
 from diffusers.utils.torch_utils import randn_tensor
 
 from .conditioning import MaskEncoder, one_hot
+from .noise import ResidualNoise
 
 SAMPLERS = {
     # name: (scheduler class, extra config). "ddim" with eta=1 is the authors' sampler.
@@ -33,13 +34,18 @@ class MaskToImagePipeline(DiffusionPipeline):
 
     Components: ``vae`` (grayscale ``AutoencoderKL``; its ``scaling_factor`` normalises the
     latents), ``unet`` (``UNet2DModel`` on [latent, mask encoding]), ``mask_encoder``
-    (:class:`MaskEncoder`) and a diffusers ``scheduler`` (swap with :meth:`set_sampler`).
+    (:class:`MaskEncoder`), a diffusers ``scheduler`` (swap with :meth:`set_sampler`) and,
+    optionally, ``noise`` (:class:`~tem_lib.ldm.noise.ResidualNoise`: the training crops' noise
+    that the decoder cannot draw, added after decoding; pipelines saved without it load with
+    ``noise=None``).
     """
     model_cpu_offload_seq = "mask_encoder->unet->vae"
+    _optional_components = ["noise"]
 
-    def __init__(self, vae: AutoencoderKL, unet: UNet2DModel, mask_encoder: MaskEncoder, scheduler):
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DModel, mask_encoder: MaskEncoder, scheduler,
+                 noise: ResidualNoise | None = None):
         super().__init__()
-        self.register_modules(vae=vae, unet=unet, mask_encoder=mask_encoder, scheduler=scheduler)
+        self.register_modules(vae=vae, unet=unet, mask_encoder=mask_encoder, scheduler=scheduler, noise=noise)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -98,13 +104,14 @@ class MaskToImagePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, masks, num_inference_steps: int = 50, guidance_scale: float = 1.0,
                  eta: float = 0.0, generator=None, output_type: str = "np",
-                 return_latents: bool = False):
+                 return_latents: bool = False, add_noise: bool = True):
         """Images for ``masks`` (class-id maps, uint8 [B, H, W]; ids 0 and ``class_ids``).
 
         ``guidance_scale`` 1 means no guidance (one denoiser call per step, as in the paper);
         s > 1 extrapolates from the null-mask prediction: eps_u + s (eps_c - eps_u).
         ``generator``: a ``torch.Generator`` or one per mask (then each image depends only on
         its own generator, whatever the batch). ``eta`` is used by DDIM/DDPM (1 = the paper's).
+        ``add_noise``: add the fitted residual noise (when the pipeline has one) after decoding.
         Returns float32 numpy [B, H, W] in [0, 1] (``output_type="np"``) or a tensor in [-1, 1]
         (``"pt"``).
         """
@@ -137,6 +144,8 @@ class MaskToImagePipeline(DiffusionPipeline):
         if return_latents:
             return latents
         image = self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        if add_noise and getattr(self, "noise", None) is not None:
+            image = self.noise(image, generator)
         if output_type == "pt":
             return image
         return ((image[:, 0].float().cpu().numpy() + 1) / 2).astype(np.float32)

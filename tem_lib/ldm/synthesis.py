@@ -21,6 +21,7 @@ from ..data import LabelMap, write_dataset
 from ..data.images import to_uint8
 from ..utils import stable_hash, torch_generator
 from .pipeline import MaskToImagePipeline
+from .quality import QualityFilter
 
 
 def generate(pipe: MaskToImagePipeline, label_maps, sampler: str = "dpm++", steps: int = 25,
@@ -41,12 +42,14 @@ def generate(pipe: MaskToImagePipeline, label_maps, sampler: str = "dpm++", step
 def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, classes, sampler: str = "dpm++",
                steps: int = 25, guidance_scale: float = 1.0, eta: float = 1.0, seed: int = 0,
                batch_size: int = 8, chunk: int = 64, metadata: dict | None = None,
-               overwrite: bool = False, progress: bool = True) -> Path:
+               overwrite: bool = False, progress: bool = True, quality: QualityFilter | None = None) -> Path:
     """Generate an image for every label map and write the pairs to ``out_dir`` (a dataset
     folder with ``classes``, the training data's class set).
 
     ``metadata`` (e.g. the pipeline path, the prior) is stored with the sampler settings,
-    the seed rule and the timing in ``out_dir/metadata.json``.
+    the seed rule and the timing in ``out_dir/metadata.json``. ``quality``: drop the pairs
+    whose image does not show its mask's defects (:class:`~tem_lib.ldm.quality.QualityFilter`);
+    how many were dropped and why is recorded under ``quality_filter`` in the metadata.
     """
     out_dir = Path(out_dir)
     if not label_maps:
@@ -75,8 +78,13 @@ def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, c
         generated += len(imgs)
     seconds = time.perf_counter() - t0
     images = np.concatenate([np.load(parts / f"chunk{c:05d}.npy") for c in range(n_chunks)])
-    samples = [m.to_sample(img.astype(np.float32) / 255.0) for m, img in zip(label_maps, images)]
-    meta = {**(metadata or {}), **settings,
+    floats = images.astype(np.float32) / 255.0
+    keep, record = quality(floats, label_maps) if quality is not None else (np.ones(len(floats), bool), None)
+    samples = [m.to_sample(img) for m, img, k in zip(label_maps, floats, keep) if k]
+    if not samples:
+        raise ValueError(f"{out_dir}: the quality filter dropped all {len(keep)} generated pairs "
+                         f"({record['dropped'][0]['reason']}, ...); lower min_found or check the generator")
+    meta = {**(metadata or {}), **settings, "quality_filter": record,
             "generated_this_run": generated, "seconds_this_run": round(seconds, 2),
             "images_per_second": round(generated / seconds, 4) if generated else None,
             "nm_per_px": label_maps[0].nm_per_px, "synthetic": True}

@@ -24,10 +24,12 @@ import torch
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
 from ..utils import get_device, provenance, write_json
-from .autoencoder import reconstruction_loss
+from .adversarial import PatchDiscriminator, adversarial_loss
+from .autoencoder import reconstruct, reconstruction_loss
 from .conditioning import one_hot
 from .config import LDMConfig
 from .models import build_autoencoder, build_mask_encoder, build_train_scheduler, build_unet
+from .noise import ResidualNoise
 from .pipeline import MaskToImagePipeline
 from .trainer import fit
 
@@ -39,12 +41,22 @@ def train_autoencoder(samples, config: LDMConfig, out_dir, device="cpu"):
     torch.manual_seed(tcfg.seed)
     vae = build_autoencoder(cfg)
     device = torch.device(device)
+    modules = {"vae": vae}
+    start = int(round(cfg.adversarial_start * tcfg.steps))
+    if cfg.adversarial_weight > 0:
+        modules["discriminator"] = PatchDiscriminator(cfg.disc_channels, cfg.disc_layers)
 
     def loss_fn(step, gen):
         x, m = random_patches(images, maps, tcfg.batch_size, tcfg.patch_size, gen)
-        return reconstruction_loss(vae, x.to(device), (m > 0)[:, None].to(device), cfg, gen)
+        x = x.to(device)
+        loss, rec = reconstruction_loss(vae, x, (m > 0)[:, None].to(device), cfg, gen, return_reconstruction=True)
+        if cfg.adversarial_weight > 0 and step >= start:
+            adv, _ = adversarial_loss(modules["discriminator"], x, rec, loss, vae.decoder.conv_out.weight,
+                                      cfg.adversarial_weight)
+            loss = loss + adv
+        return loss
 
-    res = fit({"vae": vae}, loss_fn, tcfg, Path(out_dir) / "autoencoder",
+    res = fit(modules, loss_fn, tcfg, Path(out_dir) / "autoencoder",
               {"autoencoder": config.to_dict()["autoencoder"], "n_crops": len(samples),
                "crops": [s.name for s in samples]}, device, desc="autoencoder")
     return vae, res
@@ -143,6 +155,18 @@ def train_denoiser(samples, vae, config: LDMConfig, out_dir, device="cpu", cache
     return unet, encoder, res
 
 
+def fit_noise(vae, samples, config: LDMConfig, device="cpu") -> ResidualNoise | None:
+    """The first stage's residual noise on the training crops (``autoencoder.noise_model``
+    "fitted"), or None ("none")."""
+    cfg = config.autoencoder
+    if cfg.noise_model == "none":
+        return None
+    images, _ = stack_crops(samples)
+    x = images[:, 0].numpy() * 0.5 + 0.5  # stack_crops gives [-1, 1]
+    tile = min(cfg.noise_tile, x.shape[-1])
+    return ResidualNoise(size=tile).fit(x, reconstruct(vae, x, device))
+
+
 def save_pipeline(pipe: MaskToImagePipeline, path, record: dict) -> Path:
     """``save_pretrained`` into a temporary folder beside ``path``, then rename: a pipeline
     folder is complete or absent. ``record`` (config, training summary) goes to
@@ -185,9 +209,10 @@ def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm
     mean, _, _ = encode_latents(vae, images, maps, device, orientations=1)
     # Stable Diffusion's recipe: scale latents to unit variance for the noise schedule
     vae.register_to_config(scaling_factor=float(1.0 / mean.std()))
+    noise = fit_noise(vae, samples, config, device)
     unet, encoder, dn_res = train_denoiser(samples, vae, config, out_dir, device)
     pipe = MaskToImagePipeline(vae=vae, unet=unet, mask_encoder=encoder,
-                               scheduler=build_train_scheduler(config.denoiser))
+                               scheduler=build_train_scheduler(config.denoiser), noise=noise)
     pipe.set_sampler(sampler)
     pipe.check_compatible()
     summary = {"autoencoder_seconds": ae_res["seconds"], "denoiser_seconds": dn_res["seconds"],
