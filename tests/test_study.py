@@ -1,6 +1,7 @@
 """The sweep's bookkeeping: amounts, run ids and order, cells, where its artifacts go."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tem_lib.study import Sweep, SweepConfig, condition_name, n_synthetic, run_id
@@ -38,6 +39,24 @@ def test_artifacts_go_where_the_workspace_says(small_ws):
     other = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"denoiser_training": {"steps": 5}}})
     assert other.ldm_dir(1, 4) != sweep.ldm_dir(1, 4)  # another generator config never resumes this one
     assert sweep.pools() == []  # nothing generated yet
+
+
+def test_generators_and_pools_are_keyed_by_the_resolved_configuration(small_ws):
+    """Keys hash the whole LDM configuration, library defaults included: naming a default
+    explicitly is the same generator; a quality-filtered pool is another pool."""
+    plain = Sweep(small_ws, {"splits": [1], "n_train": [4]})
+    explicit = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"autoencoder": {"noise_model": "fitted"}}})
+    assert explicit.ldm_dir(1, 4) == plain.ldm_dir(1, 4) and explicit.pool_dir(1, 4) == plain.pool_dir(1, 4)
+    no_noise = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"autoencoder": {"noise_model": "none"}}})
+    assert no_noise.ldm_dir(1, 4) != plain.ldm_dir(1, 4)
+    filtered = Sweep(small_ws, {"splits": [1], "n_train": [4], "quality_filter": True, "filter_segmenter_steps": 2})
+    assert filtered.ldm_dir(1, 4) == plain.ldm_dir(1, 4) and filtered.pool_dir(1, 4) != plain.pool_dir(1, 4)
+    run = filtered.runs[1]
+    assert filtered._settings(run)["quality_filter"] and "quality_filter" not in plain._settings(plain.runs[1])
+    qf = filtered.quality_filter(1, 4)
+    crops = small_ws.train(1, 4)
+    keep, record = qf(np.stack([c.image for c in crops]), crops)
+    assert keep.shape == (4,) and record["n_generated"] == 4 and "4 real crops" in record["by"]
 
 
 def test_config_is_checked():
