@@ -1,8 +1,9 @@
 """Generated images on the simulated data: mask fidelity, realism and sampler cost.
 
-Uses the quick profile's workspace and the generator its sweep trained for the cell (run
-``./run_all.sh`` first). For the first ``--n-images`` test crops of the split, images are
-generated for their (held-out) masks under several sampler settings, and measured three ways:
+Uses the quick profile's workspace (run ``./run_all.sh`` first) and the generator its sweep
+trained for the cell, training it (resumably) when it is not there. For the first
+``--n-images`` test crops of the split, images are generated for their (held-out) masks under
+several sampler settings, and measured three ways:
 
 * mask fidelity: a small U-Net segmenter (``tem_lib.segmentation``) trained on the same
   real training crops labels each generated image; per class, the fraction of mask
@@ -24,7 +25,7 @@ import torch
 
 from _common import ROOT, markdown_table, write_results
 from tem_lib import workspace
-from tem_lib.ldm import load_pipeline, reconstruction_report
+from tem_lib.ldm import reconstruction_report
 from tem_lib.ldm.synthesis import generate
 from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
 from tem_lib.profiles import load_profile, sweep_section
@@ -69,7 +70,7 @@ def main():
     n = ws.default_n(int(args.n) if args.n else None)
     train, test = ws.train(args.split, n), ws.test(args.split, args.n_images)
     sweep = Sweep(ws, sweep_section(load_profile(args.profile, ROOT)))
-    pipe = load_pipeline(sweep.ldm_dir(args.split, n) / "pipeline")
+    pipe = sweep.generator(args.split, n)[0]  # the sweep's generator (trained here when missing)
     t0 = time.perf_counter()
     seg = train_segmenter(train, classes.ids, steps=args.seg_steps, seed=args.seed)
     seg_seconds = time.perf_counter() - t0

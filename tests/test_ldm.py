@@ -121,6 +121,24 @@ def test_autoencoder_with_discriminator_trains_and_resumes(crops, tmp_path):
         LDMConfig.from_dict({"autoencoder": {"adversarial_weight": -1}})
 
 
+def test_mask_weighted_denoiser_loss(trained, crops, tmp_path):
+    from tem_lib.ldm.train import defect_weight_map, train_denoiser
+    maps = torch.zeros(2, 16, 16, dtype=torch.uint8)
+    maps[0, :4, :4] = 2  # one latent pixel (f = 4) fully inside a defect, nothing in sample 1
+    w = defect_weight_map(maps, 4, 3.0)
+    assert w.shape == (2, 1, 4, 4)
+    assert torch.allclose(w.mean(dim=(1, 2, 3)), torch.ones(2))  # the loss scale is kept
+    assert w[0, 0, 0, 0] / w[0, 0, 3, 3] == pytest.approx(4.0)  # 1 + 3 x full coverage vs 1
+    assert torch.allclose(w[1], torch.ones_like(w[1]))  # no defect: the plain loss
+    pipe, _, _ = trained
+    cfg = LDMConfig.from_dict({**TINY, "denoiser": {**TINY["denoiser"], "mask_weight": 4.0,
+                                                   "class_ids": list(FECRAL.ids)}})
+    _, _, res = train_denoiser(crops, pipe.vae, cfg, tmp_path, "cpu")
+    assert np.isfinite(res["history"]["loss"]).all() and len(res["history"]) == 4
+    with pytest.raises(ValueError, match="mask_weight"):
+        LDMConfig.from_dict({"denoiser": {"mask_weight": -1}})
+
+
 def test_bad_masks_are_refused(trained):
     pipe = trained[0]
     with pytest.raises(ValueError, match="mask size 36x64 is not a multiple of 8 px"):

@@ -64,6 +64,11 @@ class DenoiserConfig:
     mask_encoder: str = "learned"  # "learned" conv encoder or the paper's bilinear "rescaler"
     cond_channels: int = 8  # channels of the mask encoding at latent resolution
     p_uncond: float = 0.1  # probability of the null mask in training (classifier-free guidance)
+    # Extra loss weight on latent pixels under a defect: the loss map is 1 + mask_weight x (the
+    # defect fraction of each latent pixel), normalised per sample so the loss scale is kept.
+    # Defects cover a few % of a crop; without it the denoiser can lower its loss by drawing the
+    # background well and the defects anywhere (why samples ignore their masks on real crops).
+    mask_weight: float = 0.0
     # Noise schedule: the authors' LDM "linear" schedule is linear in sqrt(beta), which is
     # diffusers' "scaled_linear"; 1000 steps, 0.0015-0.0205 (PAPER_NOTES section 1).
     num_train_timesteps: int = 1000
@@ -85,6 +90,8 @@ class DenoiserConfig:
             raise ValueError(f"unknown prediction_type {self.prediction_type!r}")
         if self.loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {self.loss!r}")
+        if self.mask_weight < 0:
+            raise ValueError(f"mask_weight must be >= 0, got {self.mask_weight}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
 

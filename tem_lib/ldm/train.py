@@ -92,6 +92,14 @@ def snr_weights(sched, prediction_type: str, gamma: float | None) -> torch.Tenso
     return w.float()
 
 
+def defect_weight_map(maps: torch.Tensor, f: int, weight: float) -> torch.Tensor:
+    """[B, 1, H/f, W/f] loss weights for class maps [B, H, W]: 1 + ``weight`` x the defect
+    fraction of each latent pixel, divided by its mean over the sample (mean weight 1)."""
+    frac = torch.nn.functional.avg_pool2d((maps > 0).float()[:, None], f)
+    w = 1.0 + weight * frac
+    return w / w.mean(dim=(1, 2, 3), keepdim=True)
+
+
 def train_denoiser(samples, vae, config: LDMConfig, out_dir, device="cpu", cache_latents: bool = True,
                    steps: int | None = None):
     """Train (or resume) the second stage on ``samples``; returns ``(unet, mask_encoder, result)``.
@@ -145,7 +153,10 @@ def train_denoiser(samples, vae, config: LDMConfig, out_dir, device="cpu", cache
         noisy, target, oh, t = noisy.to(device), target.to(device), oh.to(device), t.to(device)
         pred = unet(torch.cat([noisy, encoder(oh)], dim=1), t).sample
         err = (pred.float() - target.float())
-        err = (err ** 2 if cfg.loss == "mse" else err.abs()).mean(dim=(1, 2, 3))
+        err = err ** 2 if cfg.loss == "mse" else err.abs()
+        if cfg.mask_weight > 0:
+            err = err * defect_weight_map(m, f, cfg.mask_weight).to(err.device)
+        err = err.mean(dim=(1, 2, 3))
         return (err * weights[t.cpu()].to(err.device)).mean()
 
     res = fit({"unet": unet, "mask_encoder": encoder}, loss_fn, tcfg, Path(out_dir) / "denoiser",
