@@ -3,6 +3,7 @@ saving/loading, mixing real and synthetic data, prediction format."""
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from tem_lib.checkpoint import NonFiniteLoss
 from tem_lib.data import Instance, Sample
@@ -119,6 +120,36 @@ def test_train_resume_refuse_and_load(tmp_path):
     (tmp_path / "a" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="model.safetensors"):
         load_detector(tmp_path / "a")
+
+
+def test_class_agnostic_nms_keeps_one_class_per_defect():
+    torch.manual_seed(0)
+    per_class = build_maskrcnn(DetectorConfig(**TINY), class_ids=(1, 2, 3)).eval()
+    agnostic = build_maskrcnn(DetectorConfig(**TINY, class_agnostic_nms=True), class_ids=(1, 2, 3)).eval()
+    agnostic.load_state_dict(per_class.state_dict())
+    for m in (per_class, agnostic):
+        m.roi_heads.score_thresh, m.roi_heads.detections_per_img = 0.0, 10_000
+    x = [torch.rand(1, 64, 64)]
+    with torch.no_grad():
+        a, b = per_class(x)[0], agnostic(x)[0]
+    cross = torchvision.ops.box_iou(a["boxes"], a["boxes"]) * (a["labels"][:, None] != a["labels"][None])
+    assert cross.max() > 0.5  # per-class NMS: one place claimed by several classes ...
+    assert 0 < len(b["boxes"]) < len(a["boxes"])  # ... which the class-agnostic pass removes
+    iou = torchvision.ops.box_iou(b["boxes"], b["boxes"]).fill_diagonal_(0)
+    assert iou.max() <= per_class.roi_heads.nms_thresh + 1e-6  # no two kept boxes overlap more, whatever the class
+    assert len(b["masks"]) == len(b["scores"]) == len(b["labels"]) == len(b["boxes"])
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(tmp_path):
+    pre, _ = train_detector(blobs(4, 5, prefix="p"), tmp_path / "pre", TINY, FAST, class_ids=(1, 2, 3), progress=False)
+    zero = {**FAST, "epochs": 1, "iters_per_epoch": 1, "lr": 0.0, "warmup_iters": 1}  # lr 0: weights unchanged
+    ft, s = train_detector(blobs(4, 0), tmp_path / "ft", TINY, zero, class_ids=(1, 2, 3), progress=False,
+                           init_weights=tmp_path / "pre")
+    assert s["init_weights"]["path"] == str(tmp_path / "pre")
+    assert all(torch.equal(v, ft.state_dict()[k]) for k, v in pre.state_dict().items() if v.is_floating_point())
+    with pytest.raises(ValueError, match="same architecture and classes"):
+        train_detector(blobs(4, 0), tmp_path / "ft2", TINY, zero, class_ids=(1, 2), progress=False,
+                       init_weights=tmp_path / "pre")
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):

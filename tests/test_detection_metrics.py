@@ -5,8 +5,8 @@ import pytest
 
 from tem_lib.classes import preset
 from tem_lib.data import Instance, Sample
-from tem_lib.metrics.detection import (Detections, box_iou, coco_ap, coco_eval, evaluate_detections,
-                                       match_greedy, size_density_table)
+from tem_lib.metrics.detection import (Detections, above, box_iou, choose_score_threshold, coco_ap, coco_eval,
+                                       evaluate_detections, match_greedy, size_density_table)
 
 
 FECRAL = preset("fecral")
@@ -171,3 +171,20 @@ def test_per_image_counts_sum_to_the_pooled_metrics_and_bootstrap_is_paired(two_
     perfect = [dets(s.name, [(*i.bbox, i.category_id, 0.9) for i in s.instances]) for s in truth]
     gain = paired_bootstrap(truth, preds, perfect, n_boot=200, classes=FECRAL).set_index("metric")
     assert gain.loc["det_f1", "gain"] == pytest.approx(1 - 4 / 7) and gain.loc["det_f1", "ci_low"] > 0
+
+
+def test_score_threshold_is_chosen_on_the_crops_given():
+    truth = [sample("a", [(10, 10, 20, 20, 1), (50, 50, 60, 60, 2)])]
+    # two right detections (0.6, 0.7) and two false ones, low (0.2) and high (0.9)
+    preds = [dets("a", [(10, 10, 20, 20, 1, 0.6), (50, 50, 60, 60, 2, 0.7), (100, 100, 110, 110, 1, 0.2),
+                        (150, 150, 160, 160, 3, 0.9)])]
+    thr, table = choose_score_threshold(truth, preds, FECRAL)
+    assert thr == pytest.approx(0.25)  # the lowest threshold that drops the 0.2 box and keeps both right ones
+    assert table.loc[table["threshold"] == 0.25, "det_f1"].item() == pytest.approx(f1_value(2, 1, 0))
+    assert len(above(preds, 0.65)[0]) == 2
+    with pytest.raises(ValueError, match="validation crops"):
+        choose_score_threshold([], [], FECRAL)
+
+
+def f1_value(tp, fp, fn):
+    return 2 * tp / (2 * tp + fp + fn)

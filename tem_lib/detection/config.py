@@ -41,6 +41,7 @@ class DetectorConfig:
     box_batch_size_per_image: int = 128  # the paper's 128 ROIs per image
     box_score_thresh: float = 0.1  # the paper's test-time score threshold
     box_nms_thresh: float = 0.5
+    class_agnostic_nms: bool = False  # also suppress overlapping boxes of different classes
     detections_per_img: int = 500  # the paper's code allowed up to 500
 
     def __post_init__(self):

@@ -32,6 +32,7 @@ class ConditionResult:
     coco: dict
     sizes: pd.DataFrame
     training: dict = field(default_factory=dict)
+    val_predictions: list[Detections] | None = None  # on the validation crops, when asked for
 
 
 def write_predictions(predictions: list[Detections], path) -> None:
@@ -81,30 +82,47 @@ def load_synthetic(folder, limit: int | None = None):
 
 def run_condition(name: str, train, test, out_dir, classes, detector: dict | None = None, training: dict | None = None,
                   synthetic=None, device="cpu", iou_thresholds=IOU_THRESHOLDS, metric_options: dict | None = None,
-                  progress: bool = True) -> ConditionResult:
+                  progress: bool = True, val=None, init_weights=None) -> ConditionResult:
     """Train (or resume, or load when finished) a detector on ``train`` + ``synthetic``, predict
     ``test`` and measure it with the paper's metrics, COCO AP and size/density errors.
-    ``classes``: the dataset's class set (detector heads, metric columns)."""
+    ``classes``: the dataset's class set (detector heads, metric columns). ``val``: validation
+    crops (never test) to predict too, e.g. to choose a score threshold. ``init_weights``: a
+    saved detector to start from (pretraining, ``train_detector``)."""
     out_dir = Path(out_dir)
     synthetic = list(synthetic or [])
     key = stable_hash({"detector": detector or {}, "training": training or {}, "classes": list(classes.ids),
                        "train": [s.name for s in train],
-                       "synthetic": [s.name for s in synthetic], "test": [s.name for s in test]})
+                       "synthetic": [s.name for s in synthetic], "test": [s.name for s in test],
+                       **({"init": str(init_weights)} if init_weights is not None else {})})
     done = out_dir / "metrics.json"
+    val_file = out_dir / "val_predictions.json"
+    model = None
     if done.is_file() and read_json(done).get("key") == key and (out_dir / "predictions.json").is_file():
         meta = read_json(out_dir / "detector.json")
         training_info = read_json(done)["training"]
         preds = read_predictions(out_dir / "predictions.json")
     else:
         model, summary = train_detector(train, out_dir, detector, training, synthetic, device,
-                                        class_ids=classes.ids, progress=progress)
+                                        class_ids=classes.ids, progress=progress, init_weights=init_weights)
         preds = evaluate(model, test, device, progress=progress)
         write_predictions(preds, out_dir / "predictions.json")
+        val_file.unlink(missing_ok=True)
         meta = read_json(out_dir / "detector.json")
-        training_info = {k: summary[k] for k in ("seconds", "resumed_from", "pretrained", "n_real", "n_synthetic")}
+        training_info = {k: summary[k] for k in ("seconds", "resumed_from", "pretrained", "n_real", "n_synthetic",
+                                                 "init_weights") if k in summary}
     if list(meta["class_ids"]) != list(classes.ids):
         raise ValueError(f"{out_dir / 'detector.json'}: detector trained for classes {meta['class_ids']}, "
                          f"the data has {list(classes.ids)}; delete the folder to retrain")
+    val_preds = None
+    if val:
+        if val_file.is_file() and [p.name for p in read_predictions(val_file)] == [s.name for s in val]:
+            val_preds = read_predictions(val_file)
+        else:
+            if model is None:
+                from .train import load_detector
+                model = load_detector(out_dir, device)
+            val_preds = evaluate(model, val, device, progress=progress)
+            write_predictions(val_preds, val_file)
     report = evaluate_detections(test, preds, iou_thresholds, classes=classes, **(metric_options or {}))
     coco = coco_ap(test, preds)
     sizes = size_density_table(test, preds, classes)
@@ -112,4 +130,4 @@ def run_condition(name: str, train, test, out_dir, classes, detector: dict | Non
                       "per_class": report.per_class.to_dict(orient="records"), "coco": coco,
                       "sizes": sizes.to_dict(orient="records"), "training": training_info,
                       "metric_options": report.options, "n_test": len(test), **provenance()})
-    return ConditionResult(name, out_dir, preds, report, coco, sizes, training_info)
+    return ConditionResult(name, out_dir, preds, report, coco, sizes, training_info, val_preds)

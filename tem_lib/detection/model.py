@@ -101,8 +101,11 @@ class ClassIdMaskRCNN(MaskRCNN):
     outputs 1 and 2, not a 10-way head whose unused classes could be predicted. For ids
     1..K the mapping is the identity."""
 
-    def __init__(self, *args, class_ids=(1, 2, 3), **kwargs):
+    def __init__(self, *args, class_ids=(1, 2, 3), class_agnostic_nms: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        # torchvision's NMS is per class: one defect can be kept as a dot AND as a loop. With
+        # this, a second NMS over all classes (same IoU threshold) keeps only the best-scoring.
+        self.class_agnostic_nms = class_agnostic_nms
         ids = torch.tensor((0, *class_ids), dtype=torch.int64)
         lut = torch.zeros(int(ids.max()) + 1, dtype=torch.int64)
         lut[ids] = torch.arange(len(ids))
@@ -122,6 +125,11 @@ class ClassIdMaskRCNN(MaskRCNN):
         if isinstance(out, list):  # predictions (eval mode)
             for o in out:
                 o["labels"] = self.index_to_id.to(o["labels"].device)[o["labels"]]
+                if self.class_agnostic_nms and len(o["boxes"]):
+                    keep = torchvision.ops.nms(o["boxes"].float(), o["scores"].float(), self.roi_heads.nms_thresh)
+                    for k in ("boxes", "labels", "scores", "masks"):
+                        if k in o:
+                            o[k] = o[k][keep]
         return out
 
 
@@ -163,7 +171,8 @@ def build_maskrcnn(cfg: DetectorConfig, class_ids=(1, 2, 3)) -> MaskRCNN:
     n_cls = len(class_ids) + 1
     ch, mch, rep = cfg.fpn_channels, cfg.mask_head_channels, cfg.representation_size
     model = ClassIdMaskRCNN(
-        backbone, class_ids=class_ids, num_classes=None, min_size=cfg.min_size, max_size=cfg.max_size,
+        backbone, class_ids=class_ids, class_agnostic_nms=cfg.class_agnostic_nms, num_classes=None,
+        min_size=cfg.min_size, max_size=cfg.max_size,
         image_mean=[cfg.image_mean], image_std=[cfg.image_std], rpn_anchor_generator=anchors,
         rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
         box_head=TwoMLPHead(ch * 7 * 7, rep), box_predictor=FastRCNNPredictor(rep, n_cls),

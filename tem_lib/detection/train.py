@@ -64,10 +64,12 @@ def _scheduler(optimizer, tcfg: DetTrainConfig):
 
 def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                    train_config: DetTrainConfig | dict | None = None, synthetic=None, device="cpu",
-                   class_ids=None, progress: bool = True):
+                   class_ids=None, progress: bool = True, init_weights=None):
     """Train on ``train`` (real Samples) plus ``synthetic`` (Samples, e.g. a notebook-04
     folder); return ``(model, summary)``. ``summary``: history DataFrame, seconds, the epoch
-    resumed from, pretrained weights used, image counts."""
+    resumed from, pretrained weights used, image counts. ``init_weights``: a folder saved by
+    this function (same detector config and classes) to start from instead of the configured
+    initialisation: fine-tuning after pretraining, e.g. on simulated micrographs."""
     cfg = config if isinstance(config, DetectorConfig) else from_dict(DetectorConfig, config, "detector config")
     tcfg = (train_config if isinstance(train_config, DetTrainConfig)
             else from_dict(DetTrainConfig, train_config, "detector training config"))
@@ -84,11 +86,14 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     torch.manual_seed(tcfg.seed)  # the initial weights
     model = build_maskrcnn(cfg, class_ids).to(device)
     info = dict(model.tem_info)
+    if init_weights is not None:
+        info["init_weights"] = _load_init(model, init_weights, cfg, class_ids)
     optimizer = _optimizer(model, tcfg)
     sched = _scheduler(optimizer, tcfg)
     use_scaler = device.type == "cuda" and tcfg.amp == "auto" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     full_config = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
+                   **({"init": info["init_weights"]} if init_weights is not None else {}),
                    "data": {"real": [s.name for s in train], "synthetic": [s.name for s in synthetic]}}
     key = stable_hash(full_config)
     ckpt = out_dir / "checkpoint"
@@ -128,6 +133,23 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     save_detector(model, out_dir, meta)
     return model, {"history": history, "seconds": state["seconds"], "resumed_from": resumed_from, **info,
                    "n_real": len(train), "n_synthetic": len(synthetic)}
+
+
+def _load_init(model, folder, cfg: DetectorConfig, class_ids) -> dict:
+    """Load a saved detector's weights into ``model``; refuse another architecture or class set."""
+    folder = Path(folder)
+    meta = read_json(folder / "detector.json")
+    theirs = {k: v for k, v in meta.get("detector", {}).items() if k not in ("pretrained", "download")}
+    ours = {k: v for k, v in to_dict(cfg).items() if k not in ("pretrained", "download")}
+    if list(meta.get("class_ids", [])) != list(class_ids) or stable_hash(theirs) != stable_hash(ours):
+        raise ValueError(f"{folder}: its detector (classes {meta.get('class_ids')}) is not the one configured here "
+                         f"(classes {list(class_ids)}); init_weights needs the same architecture and classes")
+    try:
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{folder / 'model.safetensors'}: could not load ({type(e).__name__}: {e})") from e
+    return {"path": str(folder), "n_real": meta.get("n_real"), "n_synthetic": meta.get("n_synthetic"),
+            "detector_json_hash": stable_hash(meta)[:12]}
 
 
 def save_detector(model, out_dir, meta: dict) -> Path:

@@ -440,3 +440,25 @@ def summarize_gains(observed: dict, reps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"metric": k, "gain": observed[k], "boot_mean": reps[k].mean(),
                           "ci_low": reps[k].quantile(0.025), "ci_high": reps[k].quantile(0.975),
                           "p_gain_positive": float((reps[k] > 0).mean())} for k in observed])
+
+
+def above(predictions: list[Detections], min_score: float) -> list[Detections]:
+    """The detections of each image with score >= ``min_score``."""
+    return [p.top(None, min_score) for p in predictions]
+
+
+def choose_score_threshold(truth: list, predictions: list[Detections], classes, iou: float = 0.5,
+                           metric: str = "harmonic", thresholds=None) -> tuple[float, pd.DataFrame]:
+    """The score threshold that maximises ``metric`` (pooled, at ``iou``) on ``truth``: pass
+    VALIDATION crops, never test crops. Returns the threshold (the lowest among ties) and the
+    table of every candidate (default 0.05, 0.10, ..., 0.95)."""
+    if not truth:
+        raise ValueError("choose_score_threshold needs labelled validation crops; got none")
+    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds)
+    rows = []
+    for t in thresholds:
+        counts, cms = per_image_counts(truth, above(predictions, float(t)), iou, classes)
+        rows.append({"threshold": float(t), **scores_from_counts(counts.sum(0), cms.sum(0), classes)})
+    table = pd.DataFrame(rows)
+    best = table.loc[table[metric].idxmax()]
+    return float(best["threshold"]), table
