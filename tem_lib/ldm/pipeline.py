@@ -104,7 +104,7 @@ class MaskToImagePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, masks, num_inference_steps: int = 50, guidance_scale: float = 1.0,
                  eta: float = 0.0, generator=None, output_type: str = "np",
-                 return_latents: bool = False, add_noise: bool = True):
+                 return_latents: bool = False, add_noise: bool = True, known_image=None, region=None):
         """Images for ``masks`` (class-id maps, uint8 [B, H, W]; ids 0 and ``class_ids``).
 
         ``guidance_scale`` 1 means no guidance (one denoiser call per step, as in the paper);
@@ -112,6 +112,12 @@ class MaskToImagePipeline(DiffusionPipeline):
         ``generator``: a ``torch.Generator`` or one per mask (then each image depends only on
         its own generator, whatever the batch). ``eta`` is used by DDIM/DDPM (1 = the paper's).
         ``add_noise``: add the fitted residual noise (when the pipeline has one) after decoding.
+        ``known_image`` (float [B, H, W] in [0, 1]) and ``region`` (bool or float [B, H, W], 1 =
+        generate): inpainting by known-region blending (RePaint without resampling, as diffusers'
+        inpainting pipelines blend for plain UNets): after every step the latents outside the
+        region are replaced by the known image's latents noised to the same timestep, and the
+        decoded image is blended with the known image by ``region``, so pixels where it is 0
+        are returned unchanged.
         Returns float32 numpy [B, H, W] in [0, 1] (``output_type="np"``) or a tensor in [-1, 1]
         (``"pt"``).
         """
@@ -125,6 +131,11 @@ class MaskToImagePipeline(DiffusionPipeline):
                                                 .to(device, self.mask_encoder.dtype)).expand_as(cond), cond])
         shape = (b, self.vae.config.latent_channels, h // self.factor, w // self.factor)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+        if (known_image is None) != (region is None):
+            raise ValueError("inpainting needs both known_image and region")
+        if known_image is not None:
+            known, keep, region_px = self._known(known_image, region, maps.shape, device)
+            known_noise = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         latents = latents * self.scheduler.init_noise_sigma
         step_kwargs = {}
@@ -141,14 +152,39 @@ class MaskToImagePipeline(DiffusionPipeline):
                 out_u, out_c = out.chunk(2)
                 out = out_u + guidance_scale * (out_c - out_u)
             latents = self.scheduler.step(out, t, latents, **step_kwargs).prev_sample
+            if known_image is not None:  # outside the region: the known latents at the next noise level
+                i = int((self.scheduler.timesteps == t).nonzero()[0, 0])
+                nxt = self.scheduler.timesteps[i + 1:i + 2]
+                noisy = self.scheduler.add_noise(known, known_noise, nxt.expand(b)) if len(nxt) else known
+                latents = keep * noisy.to(latents.dtype) + (1 - keep) * latents
         if return_latents:
             return latents
         image = self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
         if add_noise and getattr(self, "noise", None) is not None:
             image = self.noise(image, generator)
+        if known_image is not None:
+            image = region_px * image + (1 - region_px) * (torch.as_tensor(np.asarray(known_image), device=device,
+                                                                          dtype=image.dtype)[:, None] * 2 - 1)
         if output_type == "pt":
             return image
         return ((image[:, 0].float().cpu().numpy() + 1) / 2).astype(np.float32)
+
+
+    def _known(self, known_image, region, shape, device):
+        """Latents of the known images (posterior mean, scaled), the latent-resolution weight of
+        the known part (1 where no latent pixel touches the region) and the pixel region."""
+        img = torch.as_tensor(np.asarray(known_image), dtype=torch.float32)
+        reg = torch.as_tensor(np.asarray(region), dtype=torch.float32)
+        if img.ndim == 2:
+            img, reg = img[None], reg[None] if reg.ndim == 2 else reg
+        if tuple(img.shape) != tuple(shape) or tuple(reg.shape) != tuple(shape):
+            raise ValueError(f"known_image {tuple(img.shape)} and region {tuple(reg.shape)} must match the masks "
+                             f"{tuple(shape)}")
+        x = (img[:, None] * 2 - 1).to(device, self.vae.dtype)
+        known = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+        touched = torch.nn.functional.max_pool2d(reg[:, None], self.factor)
+        keep = (1 - (touched > 0).float()).to(device, known.dtype)
+        return known, keep, reg[:, None].to(device)
 
 
 def load_pipeline(path, device="cpu", torch_dtype=None) -> MaskToImagePipeline:

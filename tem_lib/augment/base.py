@@ -1,0 +1,106 @@
+"""The contract every augmentation strategy keeps, and the registry that picks one by name.
+
+A strategy gets a cell of the study (its N real training crops, its mask prior, the dataset's
+class set; :class:`Cell`) and a number of pairs, and writes a synthetic dataset folder that
+:func:`tem_lib.data.load_dataset` reads, with ``metadata.json`` saying how it was made
+(strategy, config, seconds, and ``use``: ``"mix"`` = pairs mixed into the detector's
+training set, ``"pretrain"`` = a data set to pretrain the detector on before the real crops).
+
+    strategy = get_strategy("copy_paste", {"scale_jitter": 0.2})
+    folder = strategy.make(cell, 100, "work/synthetic/...")
+
+Strategies are registered by name, like diffusers' schedulers: :data:`STRATEGIES`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..classes import ClassSet
+from ..utils import from_dict, stable_hash
+
+STRATEGIES: dict[str, type["Augmentation"]] = {}
+
+
+def register(klass: type["Augmentation"]) -> type["Augmentation"]:
+    """Class decorator: make a strategy available to :func:`get_strategy` under ``klass.name``."""
+    STRATEGIES[klass.name] = klass
+    return klass
+
+
+@dataclass
+class Cell:
+    """What a strategy may use: the cell's real training crops and its mask prior, never test data.
+
+    ``cache_dir``: where the strategy keeps what it trains for this cell (an LDM, a detector),
+    so that a rerun loads it. ``seed``: the cell's seed; a strategy derives its own from it.
+    """
+    train: list
+    prior: Any
+    classes: ClassSet
+    crop_size: int
+    nm_per_px: float | None = None
+    seed: int = 0
+    device: Any = "cpu"
+    cache_dir: Path | None = None
+    progress: bool = False
+    extra: dict = field(default_factory=dict)  # e.g. {"ldm": (pipeline, summary)} shared by strategies
+
+    def __post_init__(self):
+        if not self.train:
+            raise ValueError("a cell needs at least one real training crop")
+
+
+class Augmentation:
+    """One way of making training data for a cell. Subclasses set ``name``, ``Config`` (a
+    dataclass; unknown keys raise), ``use`` and implement :meth:`_make`."""
+    name: ClassVar[str] = ""
+    use: ClassVar[str] = "mix"  # "mix" or "pretrain"
+    shared: ClassVar[bool] = False  # True: the output does not depend on the cell (made once per study)
+    Config: ClassVar[type] = None
+
+    def __init__(self, config=None):
+        self.config = config if isinstance(config, self.Config) else from_dict(
+            self.Config, dict(config or {}), f"augmentation {self.name!r} config")
+
+    def unavailable(self, classes: ClassSet) -> str | None:
+        """Why this strategy cannot serve data with ``classes`` (None: it can)."""
+        return None
+
+    def describe(self) -> dict:
+        """The config as it is used (what the key hashes and a result row records)."""
+        return asdict(self.config)
+
+    def key(self) -> str:
+        """Short hash of the strategy and its config (a changed config: another folder)."""
+        return stable_hash({"strategy": self.name, **self.describe()})[:8]
+
+    def make(self, cell: Cell, n: int, out_dir) -> Path:
+        """Write ``n`` synthetic pairs for ``cell`` to ``out_dir`` (a dataset folder, written
+        atomically; an existing finished folder is returned as it is)."""
+        out_dir = Path(out_dir)
+        if (out_dir / "metadata.json").is_file():
+            return out_dir
+        if n < 1:
+            raise ValueError(f"{out_dir}: an augmentation needs n >= 1 pairs, got {n}")
+        t0 = time.perf_counter()
+        meta = {"strategy": self.name, "use": self.use, "config": self.describe(), "n_requested": n,
+                "n_real": len(cell.train), "prior_kind": getattr(cell.prior, "kind", None), "synthetic": True}
+        self._make(cell, n, out_dir, meta)
+        from ..utils import read_json, write_json
+        written = read_json(out_dir / "metadata.json")
+        write_json(out_dir / "metadata.json", {**written, **meta, "prepare_seconds": round(time.perf_counter() - t0, 2)})
+        return out_dir
+
+    def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
+        """Write the dataset folder (``tem_lib.data.write_dataset``); add facts to ``meta``."""
+        raise NotImplementedError
+
+
+def get_strategy(name: str, config: dict | None = None) -> Augmentation:
+    """The strategy registered as ``name`` with ``config``; an unknown name raises ``ValueError``."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown augmentation {name!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name](config)
