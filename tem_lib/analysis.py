@@ -8,37 +8,55 @@ import pandas as pd
 
 from .data import load_dataset
 from .metrics import frechet_distance, kernel_distance, texture_features
-from .metrics.detection import paired_bootstrap, summarize_gains
+from .metrics.detection import above, paired_bootstrap, summarize_gains
+from .utils import read_json
 
 METRICS = ("det_f1", "cls_f1", "harmonic")
 
 
-def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, threshold: str = "paper") -> pd.DataFrame:
     """For every augmented run, its gain over the EXP run of the same split, N and seed, in
     detection F1, classification F1 and the headline, with a 95 % paired bootstrap over the
     test crops (each replicate rescores both detectors on the same resampled crops). The
-    ``split == "pooled"`` rows average the splits replicate by replicate."""
+    ``split == "pooled"`` rows average the splits replicate by replicate, per strategy
+    (``augment``). ``threshold``: "paper" scores every detection kept by the detector (score
+    >= 0.1); "val" keeps each run's detections above the score threshold chosen on the
+    split's validation crops (``val_threshold`` of its row)."""
+    if threshold not in ("paper", "val"):
+        raise ValueError(f"threshold must be 'paper' or 'val', got {threshold!r}")
+
+    def preds(run):
+        p = sweep.predictions(run)
+        if threshold == "val":
+            thr = read_json(sweep.row_path(run["id"])).get("val_threshold")
+            if thr is None:
+                raise ValueError(f"run {run['id']} has no validation threshold (no validation crops, or "
+                                 "val_threshold off in the sweep)")
+            p = above(p, thr)
+        return p
+
     gains, reps = [], {}
     for r in sweep.runs:
         if r["n_synthetic"] == 0:
             continue
         base = sweep.baseline(r)
-        summary, rep = paired_bootstrap(sweep.test_crops(r["split"]), sweep.predictions(base), sweep.predictions(r),
+        summary, rep = paired_bootstrap(sweep.test_crops(r["split"]), preds(base), preds(r),
                                         iou=iou, n_boot=n_boot, seed=seed, classes=sweep.classes,
                                         return_replicates=True)
         reps[r["id"]] = rep
         gains.append(summary.assign(split=str(r["split"]), n_train=r["n_train"], amount=str(r["amount"]),
-                                    seed=r["seed"], run=r["id"]))
+                                    augment=r["augment"], seed=r["seed"], run=r["id"]))
     if not gains:
         raise ValueError("the sweep has no augmented runs (amounts other than 0): nothing to compare")
     gains = pd.concat(gains, ignore_index=True)
     pooled = []
-    for (n, amount, s), g in gains.groupby(["n_train", "amount", "seed"]):
+    for (g_, n, amount, s), g in gains.groupby(["augment", "n_train", "amount", "seed"], sort=False):
         ids = g["run"].unique()
         rep = sum(reps[i] for i in ids) / len(ids)  # the mean over splits, replicate by replicate
         obs = g.groupby("metric")["gain"].mean().to_dict()
-        pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, amount=amount, seed=s, run="pooled"))
-    return pd.concat([gains, *pooled], ignore_index=True)
+        pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, amount=amount, augment=g_, seed=s,
+                                                       run="pooled"))
+    return pd.concat([gains, *pooled], ignore_index=True).assign(threshold=threshold)
 
 
 def verdict(row) -> str:
@@ -53,14 +71,15 @@ def verdict_table(gains: pd.DataFrame) -> pd.DataFrame:
     """Per amount, N and split: whether each metric went up or down (95 % interval
     excluding 0), or not significantly ("n.s.")."""
     return gains.assign(verdict=[verdict(r) for r in gains.itertuples()]).pivot_table(
-        index=["amount", "n_train", "split"], columns="metric", values="verdict", aggfunc="first")[list(METRICS)]
+        index=["augment", "amount", "n_train", "split"], columns="metric", values="verdict",
+        aggfunc="first")[list(METRICS)]
 
 
 def f1_long(rows: pd.DataFrame) -> pd.DataFrame:
-    """Sweep rows in long form: one value per (run, metric, IoU), with ``setting`` EXP or
-    EXP+GEN (amount)."""
+    """Sweep rows in long form: one value per (run, metric, IoU), with ``setting`` the run's
+    condition: EXP, EXP+GEN (amount) for the paper's LDM, EXP+<strategy> (amount)."""
     ious = sorted({float(c.split("@")[1]) for c in rows.columns if c.startswith("harmonic@")})
-    rows = rows.assign(setting=np.where(rows["n_synthetic"] == 0, "EXP", "EXP+GEN (" + rows["amount"].astype(str) + ")"))
+    rows = rows.assign(setting=rows["condition"])
     long = rows.melt(id_vars=["id", "split", "n_train", "seed", "setting"],
                      value_vars=[f"{m}@{t:g}" for m in METRICS for t in ious])
     long[["metric", "iou"]] = long["variable"].str.split("@", expand=True)
@@ -82,7 +101,8 @@ def realism_table(sweep, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
         ref = texture_features([s.image for s in sub(sweep.ws.test(split))])
         sets = [("real training crops (floor)", "-", [s.image for s in sub(sweep.ws.train_pool(split))])]
         for p in (p for p in pools if p["split"] == split):
-            sets.append((f"generated, N = {p['n_train']}", str(p["n_train"]),
+            what = "generated" if p["augment"] == "ldm" else p["augment"]
+            sets.append((f"{what}, N = {p['n_train']}", str(p["n_train"]),
                          [s.image for s in sub(load_dataset(p["path"]))]))
         for name, n, images in sets:
             if len(images) < 2:
@@ -92,3 +112,9 @@ def realism_table(sweep, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
             out.append({"split": split, "set": name, "n_train": n, "n_images": len(images),
                         "frechet": frechet_distance(feats, ref, reference=ref), "kid": kid, "kid_std": kid_sd})
     return pd.DataFrame(out)
+
+
+def has_val_thresholds(sweep) -> bool:
+    """Whether every finished run of ``sweep`` has a score threshold chosen on validation crops."""
+    done = [r for r in sweep.runs if sweep.is_done(r)]
+    return bool(done) and all(read_json(sweep.row_path(r["id"])).get("val_threshold") is not None for r in done)

@@ -1,12 +1,16 @@
-"""The study: K splits x N x condition x seed, one detector run each.
+"""The study: K splits x N x augmentation x amount x seed, one detector run each.
 
 A *run* trains one Mask R-CNN on the N real training crops of a split plus ``amount``
-synthetic pairs (0: EXP, the baseline; ``"5x"``: five times N; an integer: that many) and
-scores it on the split's test crops (:func:`tem_lib.detection.experiment.run_condition`).
-Synthetic pairs come from a generator (LDM) trained once per (split, N) on exactly those N
-crops, as in the paper, and from one pool per (split, N) drawn with the mask prior of
-notebook 02; a condition with k pairs uses the first k of the pool, so conditions of one
-(split, N) are nested and their differences paired.
+training pairs made by an augmentation strategy (0: EXP, the baseline; ``"5x"``: five times
+N; an integer: that many) and scores it on the split's test crops
+(:func:`tem_lib.detection.experiment.run_condition`). The strategies (``augment``:
+:mod:`tem_lib.augment`) are the paper's LDM (``ldm``: a generator trained once per (split, N)
+on exactly those N crops), DIAG-style inpainting with the same generator (``inpaint``),
+copy-paste (``copy_paste``) and pretraining on simulated micrographs (``simulator``). Each
+makes one pool per (split, N) with the mask prior of notebook 02; a condition with k pairs
+uses the first k of the pool, so conditions of one (split, N) are nested and their
+differences paired. Every run is also scored at a score threshold chosen on the split's
+validation crops (never on test), next to the paper's 0.1.
 
 Every finished run writes one row (all metrics at every IoU threshold, parameters, package
 versions, timings) to ``work_dir/rows/<run_id>.json``; a rerun skips runs whose row
@@ -22,7 +26,8 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +56,12 @@ class SweepConfig:
     training: dict = field(default_factory=dict)  # tem_lib.detection.DetTrainConfig overrides
     n_test: int | None = None  # score at most this many test crops per split (None: all)
     batch_size: int = 8  # generation batch
+    # Augmentation strategies compared at every amount > 0 (tem_lib.augment): "ldm" (the
+    # paper's), "inpaint", "copy_paste", "simulator", "sd_inpaint"; their configs by name.
+    augment: tuple[str, ...] = ("ldm",)
+    augment_config: dict = field(default_factory=dict)
+    val_threshold: bool = True  # also score at the score threshold that is best on the validation crops
+    n_val: int | None = None  # choose it on at most this many validation crops per split (None: all)
     # Quality filter (tem_lib.ldm.quality): drop generated pairs in which a segmenter trained on
     # the cell's N real crops finds fewer than `filter_min_found` of the mask's defects.
     quality_filter: bool = False
@@ -58,8 +69,14 @@ class SweepConfig:
     filter_segmenter_steps: int = 600
 
     def __post_init__(self):
+        from .augment import STRATEGIES
         for a in self.amounts:
             n_synthetic(a, 10)  # validates
+        if isinstance(self.augment, str):
+            self.augment = (self.augment,)
+        unknown = [a for a in (*self.augment, *self.augment_config) if a not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"sweep augment: unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "SweepConfig":
@@ -76,13 +93,18 @@ def n_synthetic(amount, n: int) -> int:
     return int(round(float(m.group(1)) * n))
 
 
-def run_id(split: int, n: int, amount, seed: int) -> str:
-    return f"split{split}-n{n}-syn{amount}-seed{seed}"
+def run_id(split: int, n: int, amount, seed: int, augment: str = "ldm") -> str:
+    """``split0-n10-syn2x-seed0`` (EXP: ``syn0``; the paper's LDM: ``syn``; other strategies
+    by name, e.g. ``copy_paste2x``)."""
+    prefix = "syn" if augment in ("ldm", "none") or n_synthetic(amount, 10**6) == 0 else augment
+    return f"split{split}-n{n}-{prefix}{amount}-seed{seed}"
 
 
-def condition_name(amount) -> str:
-    """EXP (no synthetic pairs) or EXP+GEN (amount)."""
-    return "EXP" if n_synthetic(amount, 10**6) == 0 else f"EXP+GEN ({amount})"
+def condition_name(amount, augment: str = "ldm") -> str:
+    """EXP (no added pairs), EXP+GEN (amount) for the paper's LDM, EXP+<strategy> (amount)."""
+    if n_synthetic(amount, 10**6) == 0:
+        return "EXP"
+    return f"EXP+GEN ({amount})" if augment == "ldm" else f"EXP+{augment} ({amount})"
 
 
 class Sweep:
@@ -103,10 +125,18 @@ class Sweep:
         self.progress = progress
         self.classes = self.ws.classes
         cells = self.ws.cells(self.cfg.splits, self.cfg.n_train)
-        self.runs = [{"id": run_id(s, n, a, seed), "split": s, "n_train": n, "amount": a,
-                      "n_synthetic": n_synthetic(a, n), "seed": seed, "condition": condition_name(a)}
-                     for s, n in cells for a in self.cfg.amounts for seed in self.cfg.seeds]
-        self._pipes: dict = {}
+        self.skipped = {}  # strategy -> why it cannot serve this dataset (e.g. simulator vs other classes)
+        for g in self.cfg.augment:
+            why = self.strategy(g).unavailable(self.classes)
+            if why:
+                self.skipped[g] = why
+                warnings.warn(f"sweep: augmentation {g!r} left out: {why}", stacklevel=2)
+        augment = [g for g in self.cfg.augment if g not in self.skipped]
+        self.runs = [{"id": run_id(s, n, a, seed, g), "split": s, "n_train": n, "amount": a,
+                      "n_synthetic": n_synthetic(a, n), "seed": seed, "augment": g, "condition": condition_name(a, g)}
+                     for s, n in cells for a in self.cfg.amounts
+                     for g in (("none",) if n_synthetic(a, n) == 0 else augment) for seed in self.cfg.seeds]
+        self._extra: dict = {}
 
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[tuple[int, int]]:
@@ -115,40 +145,57 @@ class Sweep:
     def cell_runs(self, split: int, n: int, seed: int | None = None) -> list[dict]:
         return [r for r in self.runs if (r["split"], r["n_train"]) == (split, n) and seed in (None, r["seed"])]
 
-    def pool_size(self, split: int, n: int) -> int:
-        return max([r["n_synthetic"] for r in self.cell_runs(split, n)] + [0])
+    def pool_size(self, split: int, n: int, augment: str = "ldm") -> int:
+        return max([r["n_synthetic"] for r in self.cell_runs(split, n) if r["augment"] == augment] + [0])
 
-    def _ldm_config(self) -> dict:
-        c = self.cfg.ldm_config
-        return {**c, "autoencoder_training": {"seed": 0, **c.get("autoencoder_training", {})},
-                "denoiser_training": {"seed": 0, **c.get("denoiser_training", {})}}
+    def strategy(self, name: str = "ldm"):
+        """The augmentation strategy ``name`` with this sweep's config: the generator settings of
+        the sweep (``ldm_config``, sampler, steps, guidance, quality filter) for ``ldm`` and
+        ``inpaint``, the detector training for ``simulator`` pretraining, then
+        ``augment_config[name]``."""
+        from .augment import get_strategy
+        c = self.cfg
+        base = {}
+        if name in ("ldm", "inpaint"):
+            base = {"ldm_config": c.ldm_config, "sampler": c.sampler, "steps": c.steps,
+                    "guidance_scale": c.guidance_scale, "eta": c.eta, "batch_size": c.batch_size,
+                    "quality_filter": c.quality_filter, "filter_min_found": c.filter_min_found,
+                    "filter_segmenter_steps": c.filter_segmenter_steps}
+        elif name == "simulator":
+            base = {"pretrain": dict(c.training)}
+        return get_strategy(name, {**base, **c.augment_config.get(name, {})})
+
+    def cell(self, split: int, n: int):
+        """What a strategy sees of the cell (:class:`tem_lib.augment.Cell`): its N real crops and
+        its mask prior, never test crops."""
+        from .augment import Cell
+        return Cell(self.ws.train(split, n), self.prior(split, n), self.classes, self.ws.crop_size,
+                    self.ws.nm_per_px, seed=derive_seed(split, n), device=self.device,
+                    cache_dir=self.ws.path("ldm", split, n), progress=self.progress,
+                    extra=self._extra.setdefault((split, n), {}))
 
     def _ldm_resolved(self) -> dict:
         """The whole LDM configuration, library defaults included: a changed default (e.g. the
         noise model) gives new generators, pools and rows, never stale ones."""
-        from .ldm import LDMConfig
-        return LDMConfig.from_dict(self._ldm_config()).to_dict()
+        from .augment.ldm import resolved_ldm_config
+        return resolved_ldm_config(self.cfg.ldm_config)
 
     def ldm_dir(self, split: int, n: int) -> Path:
         """The (split, N) generator's folder; another LDM configuration gets another folder."""
-        return self.ws.path("ldm", split, n, f"cfg-{stable_hash(self._ldm_resolved())[:8]}")
+        return self.ws.path("ldm", split, n) / self.strategy("ldm").model_name()
 
-    def pool_dir(self, split: int, n: int) -> Path:
-        c = self.cfg
-        filt = (c.filter_min_found, c.filter_segmenter_steps) if c.quality_filter else None
-        key = stable_hash({"ldm": self._ldm_resolved(), "eta": c.eta, **({"filter": filt} if filt else {})})[:8]
-        return self.ws.path("synthetic", split, n, f"{c.prior}_{c.sampler}{c.steps}_g{c.guidance_scale:g}"
-                                                   f"_{self.pool_size(split, n)}_cfg-{key}")
+    def pool_dir(self, split: int, n: int, augment: str = "ldm") -> Path:
+        s = self.strategy(augment)
+        if s.shared:  # made once for the whole study (e.g. simulated micrographs to pretrain on)
+            return self.ws.path("synthetic", None, None, "shared", f"{augment}_cfg-{s.key()}")
+        return self.ws.path("synthetic", split, n, f"{augment}_{self.cfg.prior}_{self.pool_size(split, n, augment)}"
+                                                   f"_cfg-{s.key()}")
 
     def generator(self, split: int, n: int):
         """The (split, N) LDM trained on exactly those N crops, as in the paper (trained on the
         first call, resumed after an interruption, loaded once finished); returns
         ``(pipeline, summary)`` with the loss histories."""
-        from . import ldm
-        if (split, n) not in self._pipes:
-            self._pipes[split, n] = ldm.train_ldm(self.ws.train(split, n), self._ldm_config(), self.ldm_dir(split, n),
-                                                  device=self.device, sampler=self.cfg.sampler, classes=self.classes)
-        return self._pipes[split, n]
+        return self.strategy("ldm").trained(self.cell(split, n))
 
     def prior(self, split: int, n: int):
         """The cell's mask prior of notebook 02 (fitted here if notebook 02 did not run)."""
@@ -160,56 +207,37 @@ class Sweep:
         prior.save(path)
         return prior
 
-    def prepare(self, split: int, n: int) -> Path | None:
-        """The cell's synthetic pool (generator trained or loaded, maps drawn from its prior,
-        images written as a dataset folder); None if no run of the cell needs synthetic pairs."""
-        from .ldm.synthesis import synthesize
-        size = self.pool_size(split, n)
+    def prepare(self, split: int, n: int, augment: str = "ldm") -> Path | None:
+        """The cell's pool for ``augment`` (made by the strategy, or found finished): a dataset
+        folder; None if no run of the cell needs it."""
+        size = self.pool_size(split, n, augment)
         if size == 0:
             return None
-        out = self.pool_dir(split, n)
-        if (out / "metadata.json").is_file():
-            return out
-        pipe, _ = self.generator(split, n)
-        maps = self.prior(split, n).sample(size, self.ws.crop_size, generator=np.random.default_rng([split, n]),
-                                           name=f"syn{split}-{n}", nm_per_px=self.ws.nm_per_px)
-        synthesize(pipe, maps, out, self.classes, sampler=self.cfg.sampler, steps=self.cfg.steps,
-                   guidance_scale=self.cfg.guidance_scale, eta=self.cfg.eta, seed=1000 * split + n,
-                   batch_size=self.cfg.batch_size, overwrite=True, progress=self.progress,
-                   metadata={"model": str(self.ldm_dir(split, n) / "pipeline"), "prior_kind": self.cfg.prior,
-                             "split": split, "n_train": n, "sweep": True},
-                   quality=self.quality_filter(split, n) if self.cfg.quality_filter else None)
-        return out
-
-    def quality_filter(self, split: int, n: int):
-        """The cell's quality filter: a segmenter trained on its N real crops."""
-        from functools import partial
-
-        from .ldm.quality import QualityFilter
-        from .segmentation import predict, train_segmenter
-        steps = self.cfg.filter_segmenter_steps
-        model = train_segmenter(self.ws.train(split, n), self.classes.ids, steps=steps, device=self.device,
-                                seed=derive_seed(split, n), progress=self.progress)
-        return QualityFilter(partial(predict, model, device=self.device), self.cfg.filter_min_found,
-                             description=f"SmallUNet segmenter, {steps} steps on the cell's {n} real crops")
+        return self.strategy(augment).make(self.cell(split, n), size, self.pool_dir(split, n, augment))
 
     def pools(self) -> list[dict]:
-        """The finished synthetic pools: one record (split, n_train, path) per cell."""
+        """The finished pools of the strategies whose pairs are mixed into training: one record
+        (split, n_train, augment, path) per cell and strategy."""
         out = []
         for split, n in self.cells():
-            p = self.pool_dir(split, n)
-            if self.pool_size(split, n) and (p / "metadata.json").is_file():
-                out.append({"split": split, "n_train": n, "path": p})
+            for g in (g for g in self.cfg.augment if g not in self.skipped):
+                p = self.pool_dir(split, n, g)
+                if self.strategy(g).use == "mix" and self.pool_size(split, n, g) and (p / "metadata.json").is_file():
+                    out.append({"split": split, "n_train": n, "augment": g, "path": p})
         return out
 
     # ------------------------------------------------------------------ runs
     def _settings(self, run: dict) -> dict:
-        c = asdict(self.cfg)
-        keep = ("prior", "sampler", "steps", "guidance_scale", "eta", "ldm_config", "detector", "training", "n_test",
-                *(("quality_filter", "filter_min_found", "filter_segmenter_steps") if c["quality_filter"] else ()))
-        return {**{k: c[k] for k in keep}, **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")},
-                "ldm": self._ldm_resolved() if run["n_synthetic"] else None,
-                "classes": self.classes.to_dict()}
+        """What a run's row depends on (its hash is the row's key): the detector and its
+        training always; the strategy, its config and the prior for augmented runs."""
+        c = self.cfg
+        out = {"detector": c.detector, "training": c.training, "n_test": c.n_test,
+               "val_threshold": c.val_threshold, "n_val": c.n_val, "classes": self.classes.to_dict(),
+               **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")}}
+        if run["n_synthetic"]:
+            s = self.strategy(run["augment"])
+            out.update(augment=run["augment"], prior=c.prior, augment_config=s.describe())
+        return out
 
     def row_path(self, rid: str) -> Path:
         return self.ws.path("rows") / f"{rid}.json"
@@ -236,6 +264,11 @@ class Sweep:
     def test_crops(self, split: int):
         return self.ws.test(split, self.cfg.n_test)
 
+    def val_crops(self, split: int):
+        """The split's validation crops (from its training micrographs, in no training set)."""
+        v = self.ws.val(split)
+        return v[:self.cfg.n_val] if self.cfg.n_val is not None else v
+
     def baseline(self, run: dict) -> dict:
         """The EXP run with the same split, N and seed."""
         return next(b for b in self.runs if b["n_synthetic"] == 0 and
@@ -246,11 +279,33 @@ class Sweep:
         a :class:`~tem_lib.detection.experiment.ConditionResult`."""
         from .detection.experiment import load_synthetic, run_condition
         run = self.get(run) if isinstance(run, str) else run
-        syn = load_synthetic(self.prepare(run["split"], run["n_train"]), run["n_synthetic"]) if run["n_synthetic"] else []
+        split, n = run["split"], run["n_train"]
+        syn, init = [], None
+        if run["n_synthetic"]:
+            pool = self.prepare(split, n, run["augment"])
+            if self.strategy(run["augment"]).use == "pretrain":
+                init = self.pretrained(split, n, run["augment"], pool, run["seed"])
+            else:
+                syn = load_synthetic(pool, run["n_synthetic"])
         training = {**self.cfg.training, "seed": run["seed"]}
-        return run_condition(run["condition"], self.ws.train(run["split"], run["n_train"]), self.test_crops(run["split"]),
+        return run_condition(run["condition"], self.ws.train(split, n), self.test_crops(split),
                              self.run_dir(run), self.classes, self.cfg.detector, training, synthetic=syn,
-                             device=self.device, progress=self.progress)
+                             device=self.device, progress=self.progress, init_weights=init,
+                             val=self.val_crops(split) if self.cfg.val_threshold else None)
+
+    def pretrained(self, split: int, n: int, augment: str, pool: Path, seed: int) -> Path:
+        """A detector trained on a ``use: "pretrain"`` pool (e.g. simulated micrographs), to
+        fine-tune on the cell's real crops; trained once per (cell, strategy, seed)."""
+        from .data import load_dataset
+        from .detection import train_detector
+        s = self.strategy(augment)
+        name = f"pretrain-{augment}-{s.key()}-seed{seed}"
+        out = self.ws.path("detector", None, None, "shared", name) if s.shared else self.ws.path("detector", split, n, name)
+        if not (out / "model.safetensors").is_file() or not (out / "detector.json").is_file():
+            train_detector(list(load_dataset(pool)), out, self.cfg.detector,
+                           {**self.cfg.training, **s.config.pretrain, "seed": seed}, device=self.device,
+                           class_ids=self.classes.ids, progress=self.progress)
+        return out
 
     def run(self, run: dict | str) -> dict:
         """Run one run (by dict or id) unless its row exists; return its row."""
@@ -263,16 +318,40 @@ class Sweep:
                "n_test": len(res.predictions), "n_synthetic_used": res.training.get("n_synthetic"),
                "seconds": round(time.perf_counter() - t0, 1),
                "train_seconds": res.training.get("seconds"), "pretrained": res.training.get("pretrained"),
-               "settings": self._settings(run), **provenance()}
-        per_class = [f"f1_{c.name}" for c in self.classes]
-        for r in res.report.table.to_dict(orient="records"):
-            t = f"{r['iou']:g}"
-            for k in ("det_f1", "cls_f1", "harmonic", "det_precision", "det_recall", "tp", "fp", "fn", *per_class):
-                if k in r:
-                    row[f"{k}@{t}"] = r[k]
+               "init_weights": res.training.get("init_weights"), "pretrain_seconds": self._pretrain_seconds(res),
+               "prepare_seconds": self._prepare_seconds(run), "settings": self._settings(run), **provenance()}
+        row.update(self._metric_columns(res.report.table))
+        if res.val_predictions is not None:
+            from .metrics.detection import above, choose_score_threshold, evaluate_detections
+            thr, _ = choose_score_threshold(self.val_crops(run["split"]), res.val_predictions, self.classes)
+            test = self.test_crops(run["split"])
+            rescored = evaluate_detections(test, above(res.predictions, thr), classes=self.classes)
+            row.update({"val_threshold": thr, **self._metric_columns(rescored.table, prefix="valthr_")})
         row.update(res.coco)
         write_json(self.row_path(run["id"]), row)
         return row
+
+    def _metric_columns(self, table: pd.DataFrame, prefix: str = "") -> dict:
+        per_class = [f"f1_{c.name}" for c in self.classes]
+        out = {}
+        for r in table.to_dict(orient="records"):
+            t = f"{r['iou']:g}"
+            for k in ("det_f1", "cls_f1", "harmonic", "det_precision", "det_recall", "tp", "fp", "fn", *per_class):
+                if k in r:
+                    out[f"{prefix}{k}@{t}"] = r[k]
+        return out
+
+    @staticmethod
+    def _pretrain_seconds(res) -> float | None:
+        init = res.training.get("init_weights")
+        return read_json(Path(init["path"]) / "detector.json").get("seconds") if init else None
+
+    def _prepare_seconds(self, run: dict) -> float | None:
+        """Seconds the run's pool took to make (its strategy's cost; 0 pairs: None)."""
+        if not run["n_synthetic"]:
+            return None
+        meta = self.pool_dir(run["split"], run["n_train"], run["augment"]) / "metadata.json"
+        return read_json(meta).get("prepare_seconds") if meta.is_file() else None
 
     def run_all(self, log=print) -> pd.DataFrame:
         for k, r in enumerate(self.runs, 1):
@@ -329,7 +408,8 @@ def _main(argv=None) -> int:
                 print(f"{r['id']}\t{'done' if sweep.is_done(r) else 'todo'}")
         elif args.prepare:
             for split, n in sweep.cells():
-                print(f"split {split}, N {n}: {sweep.prepare(split, n)}")
+                for g in (g for g in sweep.cfg.augment if g not in sweep.skipped):
+                    print(f"split {split}, N {n}, {g}: {sweep.prepare(split, n, g)}")
         elif args.run or args.index is not None:
             run = sweep.get(args.run) if args.run else sweep.runs[args.index]
             row = sweep.run(run)

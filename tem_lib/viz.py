@@ -87,3 +87,29 @@ def draw_detections(ax, sample: Sample, detections, classes: ClassSet, title: st
     ax.set(xticks=[], yticks=[])
     if title:
         ax.set_title(title, fontsize=8)
+
+
+def plot_strategies(tables: dict, iou: float = 0.5, metrics=("harmonic", "det_f1", "cls_f1")):
+    """Pooled gains over EXP per augmentation strategy, amount and N (rows), one panel per
+    table of :func:`tem_lib.analysis.gain_table` (e.g. at the paper's score threshold and at
+    the validation-chosen one): bars with 95 % intervals, 0 marked."""
+    labels = {"harmonic": "headline", "det_f1": "detection F1", "cls_f1": "classification F1"}
+    first = next(iter(tables.values()))
+    keys = list(dict.fromkeys(zip(first["augment"], first["amount"], first["n_train"])))
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 0.9 + 0.55 * len(keys)), squeeze=False,
+                             sharey=True)
+    for ax, (title, g) in zip(axes[0], tables.items()):
+        g = g[g["split"] == "pooled"]
+        for k, m in enumerate(metrics):
+            gm = g[g["metric"] == m].set_index(["augment", "amount", "n_train"]).reindex(keys)
+            y = np.arange(len(keys)) + (k - 1) * 0.25
+            ax.barh(y, gm["gain"], 0.25, color=f"C{k}", label=labels.get(m, m))
+            ax.errorbar(gm["gain"], y, xerr=[gm["gain"] - gm["ci_low"], gm["ci_high"] - gm["gain"]], fmt="none",
+                        ecolor="k", lw=0.8, capsize=2)
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set(title=title, xlabel=f"pooled gain over EXP (IoU {iou:g})")
+    axes[0, 0].set_yticks(range(len(keys)), [f"{a} +{m}, N = {n}" for a, m, n in keys])
+    axes[0, 0].invert_yaxis()
+    axes[0, -1].legend(frameon=False, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

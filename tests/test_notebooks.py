@@ -101,14 +101,20 @@ def test_03_trained_saved_and_measured_the_ldm(smoke_run):
 def test_04_wrote_the_cells_synthetic_pool(smoke_run):
     from tem_lib.data import load_dataset
     out, _, _ = smoke_run
-    folders = list((out / "work" / "synthetic" / "split0" / "n10").iterdir())
-    assert [f.name[:22] for f in folders] == ["parametric_dpm++3_g2_2"]
-    syn = load_dataset(folders[0])
-    assert len(syn) == 2 and all(s.image.shape == (256, 256) for s in syn)
-    assert syn.classes.names == ("black_dot", "loop_111", "loop_100")
-    meta = json.loads((folders[0] / "metadata.json").read_text())
-    assert meta["sampler"] == "dpm++" and meta["steps"] == 3 and meta["synthetic"] is True
-    assert meta["prior_kind"] == "parametric" and meta["model"].endswith("pipeline")
+    folders = sorted((out / "work" / "synthetic" / "split0" / "n10").iterdir())
+    # one pool per strategy that mixes pairs in (the simulator's set is shared by the study)
+    assert [f.name[:f.name.index("_cfg-")] for f in folders] == [
+        "copy_paste_parametric_2", "inpaint_parametric_2", "ldm_parametric_2"]
+    assert len(list((out / "work" / "synthetic" / "shared").iterdir())) == 1
+    for f in folders:
+        syn = load_dataset(f)
+        assert len(syn) == 2 and all(s.image.shape == (256, 256) for s in syn)
+        assert syn.classes.names == ("black_dot", "loop_111", "loop_100")
+        meta = json.loads((f / "metadata.json").read_text())
+        assert meta["strategy"] == f.name.split("_parametric")[0] and meta["use"] == "mix" and meta["synthetic"]
+        assert meta["prior_kind"] == "parametric" and meta["prepare_seconds"] >= 0
+    meta = json.loads((folders[2] / "metadata.json").read_text())
+    assert meta["sampler"] == "dpm++" and meta["steps"] == 3 and meta["model"].endswith("pipeline")
     timing = pd.read_csv(out / "figures" / "04_samplers.csv")
     assert list(timing["sampler"]) == ["ddim", "dpm++"] and (timing["seconds"] > 0).all()
     assert (out / "figures" / "04_pairs.png").stat().st_size > 5000
@@ -119,7 +125,8 @@ def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
     out, _, _ = smoke_run
     root = out / "work" / "detector" / "split0" / "n10"
     folders = sorted(p.name for p in root.iterdir())
-    assert folders == ["split0-n10-syn0-seed0", "split0-n10-syn2-seed0"]
+    assert folders == sorted(["split0-n10-syn0-seed0", "split0-n10-syn2-seed0", "split0-n10-inpaint2-seed0",
+                              "split0-n10-copy_paste2-seed0", "split0-n10-simulator2-seed0"])
     for f in folders:
         m = json.loads((root / f / "metrics.json").read_text())
         assert [r["iou"] for r in m["table"]] == [0.1, 0.3, 0.5, 0.7]
@@ -127,25 +134,32 @@ def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
         assert m["training"]["pretrained"] == "none"
         load_detector(root / f)
         assert (out / "work" / "rows" / f"{f}.json").is_file()  # notebook 06 collects, never retrains
-    assert json.loads((root / folders[1] / "metrics.json").read_text())["training"]["n_synthetic"] == 2
+    training = {f: json.loads((root / f / "metrics.json").read_text())["training"] for f in folders}
+    assert training["split0-n10-syn2-seed0"]["n_synthetic"] == 2
+    assert training["split0-n10-simulator2-seed0"]["n_synthetic"] == 0  # pretrained on simulations instead
+    assert "shared" in training["split0-n10-simulator2-seed0"]["init_weights"]["path"]
+    assert (root / "split0-n10-syn0-seed0" / "val_predictions.json").is_file()
     figs = out / "figures"
     table = pd.read_csv(figs / "05_metrics.csv")
-    assert set(table["condition"]) == {"EXP", "EXP+GEN (2)"} and len(table) == 8
+    assert set(table["condition"]) == {"EXP", "EXP+GEN (2)", "EXP+inpaint (2)", "EXP+copy_paste (2)",
+                                       "EXP+simulator (2)"} and len(table) == 20
     assert table[["det_f1", "cls_f1", "harmonic"]].notna().all().all()
     assert {"f1_black_dot", "f1_loop_111", "f1_loop_100"} <= set(table.columns)
     for name in ("05_losses", "05_metrics", "05_confusion", "05_predictions"):
         assert (figs / f"{name}.png").stat().st_size > 5000, name
     assert set(pd.read_csv(figs / "05_coco_ap.csv").columns) >= {"condition", "bbox_AP", "segm_AP"}
-    assert len(pd.read_csv(figs / "05_size_density.csv")) == 6
+    assert len(pd.read_csv(figs / "05_size_density.csv")) == 15
     by_score = pd.read_csv(figs / "05_score_threshold.csv")
-    assert len(by_score) == 2 * 9 and (by_score.groupby("condition")["fp"].diff().dropna() <= 0).all()
+    assert len(by_score) == 5 * 9 and (by_score.groupby("condition")["fp"].diff().dropna() <= 0).all()
 
 
 def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
     out, _, _ = smoke_run
     runs = pd.read_csv(out / "figures" / "06_runs.csv")
-    assert sorted(runs["id"]) == sorted(f"split0-n{n}-syn{a}-seed0" for n in (5, 10) for a in (0, 2))
-    assert (runs.loc[runs.n_synthetic > 0, "condition"] == "EXP+GEN (2)").all()
+    assert sorted(runs["id"]) == sorted(f"split0-n{n}-{a}-seed0" for n in (5, 10)
+                                        for a in ("syn0", "syn2", "inpaint2", "copy_paste2", "simulator2"))
+    assert (runs.loc[runs.augment == "ldm", "condition"] == "EXP+GEN (2)").all()
+    assert runs["val_threshold"].between(0.05, 0.95).all() and runs["valthr_harmonic@0.5"].between(0, 1).all()
     assert {"f1_black_dot@0.5", "f1_loop_100@0.5"} <= set(runs.columns)
     assert runs["harmonic@0.5"].between(0, 1).all()
     gains = pd.read_csv(out / "figures" / "06_gains.csv")
@@ -153,19 +167,23 @@ def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
     assert (gains["ci_low"] <= gains["ci_high"]).all() and gains["p_gain_positive"].between(0, 1).all()
     # the observed gain is the difference of the two runs' rows
     row = runs.set_index("id")
-    g = gains[(gains.split.astype(str) == "0") & (gains.n_train == 10) & (gains.metric == "harmonic")]["gain"].item()
+    g = gains[(gains.split.astype(str) == "0") & (gains.n_train == 10) & (gains.metric == "harmonic")
+              & (gains.augment == "ldm")]["gain"].item()
     assert g == pytest.approx(row.loc["split0-n10-syn2-seed0", "harmonic@0.5"] - row.loc["split0-n10-syn0-seed0", "harmonic@0.5"])
-    for name in ("06_split_sensitivity.png", "06_split_sensitivity.pdf"):
+    for name in ("06_split_sensitivity.png", "06_split_sensitivity.pdf", "06_strategies.png", "06_strategies.pdf"):
         assert (out / "figures" / name).stat().st_size > 5000, name
+    val = pd.read_csv(out / "figures" / "06_gains_valthr.csv")
+    assert set(val["threshold"]) == {"val"} and set(val["augment"]) == {"ldm", "inpaint", "copy_paste", "simulator"}
     which = pd.read_csv(out / "figures" / "06_which_improves.csv")
-    assert len(which) == 4 and set(which[["det_f1", "cls_f1", "harmonic"]].stack()) <= {
+    assert len(which) == 4 * 4 and set(which[["det_f1", "cls_f1", "harmonic"]].stack()) <= {
         "up", "down", "up (n.s.)", "down (n.s.)", "equal"}
 
 
 def test_07_drew_f1_and_realism_from_artifacts(smoke_run):
     out, _, _ = smoke_run
     long = pd.read_csv(out / "figures" / "07_f1_vs_n.csv")
-    assert set(long["setting"]) == {"EXP", "EXP+GEN (2)"} and set(long["metric"]) == {"det_f1", "cls_f1", "harmonic"}
+    assert set(long["setting"]) == {"EXP", "EXP+GEN (2)", "EXP+inpaint (2)", "EXP+copy_paste (2)", "EXP+simulator (2)"}
+    assert set(long["metric"]) == {"det_f1", "cls_f1", "harmonic"}
     realism = pd.read_csv(out / "figures" / "07_realism.csv")
     assert "real training crops (floor)" in set(realism["set"]) and len(realism) >= 3
     assert (realism["frechet"] >= 0).all() and realism["kid"].notna().all()
@@ -185,7 +203,7 @@ def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, c
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
     monkeypatch.setattr(experiment, "run_condition", no_training)
-    assert len(sweep.run_all(log=lambda *a: None)) == 4
+    assert len(sweep.run_all(log=lambda *a: None)) == 10
     # another training seed is another run: not done
     other = study.Sweep(out / "work", {**cfg, "training": {**cfg["training"], "lr": 5e-4}}, progress=False)
     assert not any(other.is_done(r) for r in other.runs)

@@ -22,7 +22,8 @@ def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
     runs = sweep.runs
     assert len(runs) == 8 and runs[0]["id"] == run_id(0, 2, 0, 0) == "split0-n2-syn0-seed0"
     assert runs[1] == {"id": "split0-n2-syn2x-seed0", "split": 0, "n_train": 2, "amount": "2x",
-                       "n_synthetic": 4, "seed": 0, "condition": "EXP+GEN (2x)"}
+                       "n_synthetic": 4, "seed": 0, "augment": "ldm", "condition": "EXP+GEN (2x)"}
+    assert runs[0]["augment"] == "none" and runs[0]["condition"] == "EXP"
     assert sweep.baseline(runs[1]) is runs[0] and sweep.pool_size(0, 4) == 8
     with pytest.raises(ValueError, match=r"N = \[50\] not in the split file"):
         Sweep(small_ws, {"n_train": [2, 50]})
@@ -52,8 +53,10 @@ def test_generators_and_pools_are_keyed_by_the_resolved_configuration(small_ws):
     filtered = Sweep(small_ws, {"splits": [1], "n_train": [4], "quality_filter": True, "filter_segmenter_steps": 2})
     assert filtered.ldm_dir(1, 4) == plain.ldm_dir(1, 4) and filtered.pool_dir(1, 4) != plain.pool_dir(1, 4)
     run = filtered.runs[1]
-    assert filtered._settings(run)["quality_filter"] and "quality_filter" not in plain._settings(plain.runs[1])
-    qf = filtered.quality_filter(1, 4)
+    assert filtered._settings(run)["augment_config"]["quality_filter"]
+    assert not plain._settings(plain.runs[1])["augment_config"]["quality_filter"]
+    assert "augment_config" not in plain._settings(plain.runs[0])  # EXP rows do not depend on the generator
+    qf = filtered.strategy("ldm").quality(filtered.cell(1, 4))
     crops = small_ws.train(1, 4)
     keep, record = qf(np.stack([c.image for c in crops]), crops)
     assert keep.shape == (4,) and record["n_generated"] == 4 and "4 real crops" in record["by"]

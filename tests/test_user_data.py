@@ -136,7 +136,9 @@ def test_notebooks_run_on_user_data(tmp_path, make, name, names):
     metrics = pd.read_csv(figs / "05_metrics.csv")
     assert {f"f1_{n}" for n in names} <= set(metrics.columns)
     rows = pd.read_csv(figs / "06_runs.csv")
-    assert {f"f1_{n}@0.5" for n in names} <= set(rows.columns) and len(rows) == 4
+    assert {f"f1_{n}@0.5" for n in names} <= set(rows.columns)
+    # N 5/10 x (EXP, ldm, inpaint, copy_paste): simulator pretraining is left out, its classes are not these
+    assert len(rows) == 8 and "simulator" not in set(rows["augment"])
     assert set(pd.read_csv(figs / "05_confusion.csv")["true"]) <= displays
     assert (figs / "07_realism.png").is_file()
 

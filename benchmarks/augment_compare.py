@@ -1,0 +1,92 @@
+"""Which augmentation helps a data-scarce detector? Every strategy on the same splits, N, seeds.
+
+Runs the quick profile's sweep (``common.sweep`` of ``profiles/quick.yaml``: the detector, its
+iterations and schedule, identical for every condition) with every strategy of
+``tem_lib.augment`` (``--augment``), and writes the gains over EXP with 95 % paired-bootstrap
+intervals (per split and pooled) at the paper's score threshold 0.1 and at the threshold
+chosen per run on the split's validation crops, and the cost per strategy (seconds to make
+its pool, seconds to train). Finished runs are reused (the sweep's rows).
+
+* ``--data sim``: the quick profile's workspace (notebook 01; ``--work-dir``, default the
+  profile's) -> ``augment_sim.{json,md}``;
+* ``--data fecral``: the real FeCrAl micrographs (``../shared/data/fecral-3class``), crops of
+  256 px, 2 splits by micrograph (2 of 8 held out), N 10/50 -> ``augment_realdata.{json,md}``.
+
+    python benchmarks/augment_compare.py --data sim
+    python benchmarks/augment_compare.py --data fecral
+"""
+import argparse
+import time
+
+import pandas as pd
+
+from _common import REAL_DATA, ROOT, markdown_table, require_real_data, write_results
+from tem_lib import analysis, workspace
+from tem_lib.profiles import load_profile, sweep_section
+from tem_lib.study import Sweep
+
+STRATEGIES = ["ldm", "inpaint", "copy_paste", "simulator"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", choices=["sim", "fecral"], default="sim")
+    ap.add_argument("--work-dir", default=None)
+    ap.add_argument("--augment", nargs="*", default=STRATEGIES)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    prof = load_profile("quick", ROOT)
+    sweep_cfg = {**sweep_section(prof), "augment": args.augment}
+    if args.data == "sim":
+        ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
+        name, what = "augment_sim", "simulated (quick-profile workspace)"
+    else:
+        require_real_data()
+        work = args.work_dir or str(ROOT / "runs" / "bench" / "augment_realdata" / "work")
+        try:
+            ws = workspace.load(work)
+        except FileNotFoundError:
+            ws = workspace.prepare(work, REAL_DATA, crop_size=256, n_train=(10, 50), n_splits=2, seed=0,
+                                   test_fraction=0.25, n_val=32)
+        name, what = "augment_realdata", f"real FeCrAl ({REAL_DATA.name}), 2 splits by micrograph"
+    sweep = Sweep(ws, sweep_cfg, device=args.device, progress=False)
+    t0 = time.perf_counter()
+    rows = sweep.run_all()
+    tables = {"paper": analysis.gain_table(sweep, n_boot=args.n_boot)}
+    if analysis.has_val_thresholds(sweep):
+        tables["val"] = analysis.gain_table(sweep, n_boot=args.n_boot, threshold="val")
+    gains = pd.concat(tables.values(), ignore_index=True)
+    pooled = gains[(gains["split"] == "pooled") & (gains["metric"] == "harmonic")][
+        ["threshold", "augment", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
+    cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]].mean().reset_index()
+    verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
+    notes = f"""
+Data: {what}; the quick profile's sweep: splits {sorted(rows.split.unique())}, N {sorted(rows.n_train.unique())},
+amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)}, strategies {args.augment}; every detector: the same
+architecture, iterations and schedule (`training` {sweep.cfg.training}). Gains over EXP (same split, N, seed) in the
+headline (harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
+({args.n_boot} replicates), pooled over splits replicate by replicate. `threshold`: `paper` = every detection with
+score >= 0.1; `val` = above the score threshold chosen per run on the split's validation crops (never test). Wall time
+of this invocation {time.perf_counter() - t0:.0f} s (finished runs reused), device {args.device}.
+
+Pooled headline gains:
+
+{markdown_table(pooled.round(3))}
+
+Cost per strategy (mean seconds per run: making the pool, once per cell, or the simulated set, once per study;
+pretraining on it, once per study and seed; training the detector):
+
+{markdown_table(cost.round(1))}
+
+Which metric went up or down per split (paper threshold; "n.s.": the interval includes 0):
+
+{markdown_table(verdicts.reset_index())}
+"""
+    write_results(name, {"gains": gains.to_dict(orient="records"), "runs": rows.drop(
+        columns=[c for c in rows.columns if "@" in c and not c.startswith(("harmonic", "valthr_harmonic"))]).to_dict(
+        orient="records"), "augment": args.augment, "data": what}, pooled.round(3), notes)
+
+
+if __name__ == "__main__":
+    main()
