@@ -62,7 +62,7 @@ def main():
     cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]].mean().reset_index()
     verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
     notes = f"""
-Data: {what}; the quick profile's sweep: splits {sorted(rows.split.unique())}, N {sorted(rows.n_train.unique())},
+Data: {what}; the quick profile's sweep: splits {sorted(int(x) for x in rows.split.unique())}, N {sorted(int(x) for x in rows.n_train.unique())},
 amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)}, strategies {args.augment}; every detector: the same
 architecture, iterations and schedule (`training` {sweep.cfg.training}). Gains over EXP (same split, N, seed) in the
 headline (harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
@@ -85,7 +85,7 @@ Which metric went up or down per split (paper threshold; "n.s.": the interval in
 """
     write_results(name, {"gains": gains.to_dict(orient="records"), "runs": rows.drop(
         columns=[c for c in rows.columns if "@" in c and not c.startswith(("harmonic", "valthr_harmonic"))]).to_dict(
-        orient="records"), "augment": args.augment, "data": what}, pooled.round(3), notes)
+        orient="records"), "augment": args.augment, "data": what}, None, notes)
 
 
 if __name__ == "__main__":
