@@ -243,7 +243,11 @@ class Sweep:
         return self.ws.path("rows") / f"{rid}.json"
 
     def run_dir(self, run: dict) -> Path:
-        return self.ws.path("detector", run["split"], run["n_train"], run["id"])
+        """The run's detector folder, keyed by its settings as well as its id: a run redone with
+        other settings (another generator, detector or strategy config) trains in a new folder
+        instead of meeting the old run's checkpoint."""
+        return self.ws.path("detector", run["split"], run["n_train"],
+                            f"{run['id']}-{stable_hash(self._settings(run))[:8]}")
 
     def is_done(self, run: dict) -> bool:
         p = self.row_path(run["id"])

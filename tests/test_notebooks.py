@@ -124,21 +124,22 @@ def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
     from tem_lib.detection import load_detector
     out, _, _ = smoke_run
     root = out / "work" / "detector" / "split0" / "n10"
-    folders = sorted(p.name for p in root.iterdir())
-    assert folders == sorted(["split0-n10-syn0-seed0", "split0-n10-syn2-seed0", "split0-n10-inpaint2-seed0",
-                              "split0-n10-copy_paste2-seed0", "split0-n10-simulator2-seed0"])
+    dirs = {p.name.rsplit("-", 1)[0]: p.name for p in root.iterdir()}  # <run id>-<settings hash>
+    assert sorted(dirs) == sorted(["split0-n10-syn0-seed0", "split0-n10-syn2-seed0", "split0-n10-inpaint2-seed0",
+                                   "split0-n10-copy_paste2-seed0", "split0-n10-simulator2-seed0"])
+    folders = sorted(dirs)
     for f in folders:
-        m = json.loads((root / f / "metrics.json").read_text())
+        m = json.loads((root / dirs[f] / "metrics.json").read_text())
         assert [r["iou"] for r in m["table"]] == [0.1, 0.3, 0.5, 0.7]
         assert all(0 <= r["harmonic"] <= 1 for r in m["table"]) and m["n_test"] == 4
         assert m["training"]["pretrained"] == "none"
-        load_detector(root / f)
+        load_detector(root / dirs[f])
         assert (out / "work" / "rows" / f"{f}.json").is_file()  # notebook 06 collects, never retrains
-    training = {f: json.loads((root / f / "metrics.json").read_text())["training"] for f in folders}
+    training = {f: json.loads((root / dirs[f] / "metrics.json").read_text())["training"] for f in folders}
     assert training["split0-n10-syn2-seed0"]["n_synthetic"] == 2
     assert training["split0-n10-simulator2-seed0"]["n_synthetic"] == 0  # pretrained on simulations instead
     assert "shared" in training["split0-n10-simulator2-seed0"]["init_weights"]["path"]
-    assert (root / "split0-n10-syn0-seed0" / "val_predictions.json").is_file()
+    assert (root / dirs["split0-n10-syn0-seed0"] / "val_predictions.json").is_file()
     figs = out / "figures"
     table = pd.read_csv(figs / "05_metrics.csv")
     assert set(table["condition"]) == {"EXP", "EXP+GEN (2)", "EXP+inpaint (2)", "EXP+copy_paste (2)",

@@ -34,7 +34,10 @@ def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
 def test_artifacts_go_where_the_workspace_says(small_ws):
     sweep = Sweep(small_ws, {"splits": [1], "n_train": [4]})
     run = sweep.runs[1]
-    assert sweep.run_dir(run) == small_ws.work_dir / "detector" / "split1" / "n4" / run["id"]
+    assert sweep.run_dir(run).parent == small_ws.work_dir / "detector" / "split1" / "n4"
+    assert sweep.run_dir(run).name.startswith(run["id"] + "-")
+    other = Sweep(small_ws, {"splits": [1], "n_train": [4], "training": {"lr": 1e-4}})
+    assert other.run_dir(other.runs[1]) != sweep.run_dir(run)  # other settings: never the old checkpoint
     assert sweep.row_path(run["id"]) == small_ws.work_dir / "rows" / f"{run['id']}.json"
     assert sweep.ldm_dir(1, 4).parent == small_ws.work_dir / "ldm" / "split1" / "n4"
     other = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"denoiser_training": {"steps": 5}}})
