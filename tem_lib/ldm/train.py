@@ -219,7 +219,9 @@ def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm
     images, maps = stack_crops(samples)
     mean, _, _ = encode_latents(vae, images, maps, device, orientations=1)
     # Stable Diffusion's recipe: scale latents to unit variance for the noise schedule
-    vae.register_to_config(scaling_factor=float(1.0 / mean.std()))
+    # rounded: the last digits of the std depend on the thread count, and the factor is part of
+    # the denoiser's checkpoint key (a resume on another machine must not be refused)
+    vae.register_to_config(scaling_factor=float(f"{1.0 / float(mean.std()):.4g}"))
     noise = fit_noise(vae, samples, config, device)
     unet, encoder, dn_res = train_denoiser(samples, vae, config, out_dir, device)
     pipe = MaskToImagePipeline(vae=vae, unet=unet, mask_encoder=encoder,
