@@ -135,6 +135,15 @@ def place_new_defects(base: Sample, proposal, min_distance: int):
     return kept
 
 
+def new_defect_region(shape, instances, dilate: int) -> np.ndarray:
+    """bool [H, W]: the masks of ``instances`` grown by ``dilate`` px (what an inpainting
+    strategy regenerates; everything else stays the real crop's)."""
+    region = np.zeros(shape, bool)
+    for inst in instances:
+        region |= inst.full_mask(shape)
+    return ndimage.binary_dilation(region, iterations=dilate) if dilate and region.any() else region
+
+
 @register
 class RegionInpaint(_Generated):
     """DIAG-style: new defects inpainted into real crops; the rest of each crop stays real."""
@@ -153,10 +162,7 @@ class RegionInpaint(_Generated):
             for i in range(lo, min(n, lo + c.batch_size)):
                 base = cell.train[int(rng.integers(len(cell.train)))]
                 new = place_new_defects(base, proposals[i], c.min_distance)
-                region = np.zeros(base.image.shape, bool)
-                for inst in new:
-                    region |= inst.full_mask(base.image.shape)
-                region = ndimage.binary_dilation(region, iterations=c.dilate) if c.dilate and region.any() else region
+                region = new_defect_region(base.image.shape, new, c.dilate)
                 soft = np.maximum(ndimage.gaussian_filter(region.astype(np.float32), c.feather), region) \
                     if c.feather else region.astype(np.float32)
                 batch.append((i, base, [*base.instances, *new], soft, len(new)))

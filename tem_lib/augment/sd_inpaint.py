@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from ..data import write_dataset
 from ..data.sample import Sample
 from ..utils import derive_seed
 from .base import Augmentation, Cell, register
-from .ldm import place_new_defects
+from .ldm import new_defect_region, place_new_defects
 
 EXPERT_PROMPTS = {  # written for bright-field (S)TEM of irradiated FeCrAl; override per data set
     "black_dot": "bright-field TEM micrograph of irradiated steel, small compact dark black dot defect, "
@@ -100,13 +99,9 @@ class SDInpaint(Augmentation):
             size = (c.resolution or w, c.resolution or h)
             image = base.image.astype(np.float32)
             for cls in cell.classes:
-                region = np.zeros((h, w), bool)
-                for inst in new:
-                    if inst.category_id == cls.id:
-                        region |= inst.full_mask((h, w))
+                region = new_defect_region((h, w), [d for d in new if d.category_id == cls.id], c.dilate)
                 if not region.any():
                     continue
-                region = ndimage.binary_dilation(region, iterations=c.dilate) if c.dilate else region
                 init = Image.fromarray((image * 255).round().astype(np.uint8)).convert("RGB").resize(size)
                 mask = Image.fromarray(region.astype(np.uint8) * 255).resize(size, Image.NEAREST)
                 g = torch.Generator().manual_seed(derive_seed(cell.seed, 31) * 1000003 + i)
