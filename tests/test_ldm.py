@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -89,6 +90,21 @@ def test_train_save_load_and_sample(trained, crops):
     one = generate(pipe, crops[1:2], "ddim", 3, seed=0, first_index=1, batch_size=1, progress=False)
     two = generate(pipe, crops[:2], "ddim", 3, seed=0, batch_size=2, progress=False)
     np.testing.assert_allclose(one[0], two[1], atol=1e-5)
+
+
+def test_a_finished_run_is_loaded_not_retrained(trained, crops, monkeypatch):
+    """Rerunning a finished configuration loads its pipeline as saved (no re-encoding, no
+    noise refit, no checkpoint check), with the loss histories; other crops train anew."""
+    import tem_lib.ldm.train as train
+    pipe, summary, out = trained
+    monkeypatch.setattr(train, "train_autoencoder", lambda *a, **k: pytest.fail("retrained a finished run"))
+    again, s2 = train_ldm(crops, TINY, out, device="cpu", classes=FECRAL)
+    assert s2["loaded"] and s2["scaling_factor"] == summary["scaling_factor"]
+    pd.testing.assert_frame_equal(s2["denoiser_history"], summary["denoiser_history"], check_dtype=False)
+    for a, b in zip(pipe.unet.parameters(), again.unet.parameters()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        train_ldm(crops[:5], TINY, out, device="cpu", classes=FECRAL)
 
 
 def test_fitted_noise_is_saved_with_the_pipeline_and_optional(trained, crops, tmp_path):
@@ -203,6 +219,7 @@ def test_corrupt_or_mismatched_files_raise_clear_errors(trained, tmp_path, crops
     # a corrupt training checkpoint
     ck = tmp_path / "ck"
     shutil.copytree(out, ck)
+    shutil.rmtree(ck / "pipeline")  # an unfinished run: it resumes from the checkpoint
     (ck / "denoiser" / "checkpoint" / "training_state.pt").write_bytes(b"not a checkpoint")
     cfg = dict(TINY, denoiser_training={**TINY["denoiser_training"], "steps": 4})
     with pytest.raises(ValueError, match="corrupt or incomplete checkpoint"):

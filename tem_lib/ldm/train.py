@@ -14,23 +14,25 @@ Both stages checkpoint under ``out_dir/autoencoder`` and ``out_dir/denoiser`` an
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
-from ..utils import get_device, provenance, write_json
+from ..utils import get_device, provenance, read_json, write_json
 from .adversarial import PatchDiscriminator, adversarial_loss
 from .autoencoder import reconstruct, reconstruction_loss
 from .conditioning import one_hot
 from .config import LDMConfig
 from .models import build_autoencoder, build_mask_encoder, build_train_scheduler, build_unet
 from .noise import ResidualNoise
-from .pipeline import MaskToImagePipeline
+from .pipeline import MaskToImagePipeline, load_pipeline
 from .trainer import fit
 
 
@@ -195,6 +197,26 @@ def save_pipeline(pipe: MaskToImagePipeline, path, record: dict) -> Path:
     return path
 
 
+def _finished(out_dir: Path, config: LDMConfig, samples, device, sampler: str):
+    """``(pipeline, summary)`` if ``out_dir`` holds the finished pipeline of this configuration
+    and these crops (loaded as saved: no re-encoding, no noise refit), else None."""
+    record_path = out_dir / "pipeline" / "tem_lib.json"
+    if not record_path.is_file():
+        return None
+    record = read_json(record_path)
+    if record.get("config") != json.loads(json.dumps(config.to_dict())) or \
+            record.get("crops") != [s.name for s in samples]:
+        return None  # another run's folder: train_autoencoder/fit refuse it with the differences
+    pipe = load_pipeline(out_dir / "pipeline", device=device)
+    pipe.set_sampler(sampler)
+    histories = {}
+    for stage in ("autoencoder", "denoiser"):
+        state = out_dir / stage / "checkpoint" / "state.json"
+        rows = read_json(state).get("history", []) if state.is_file() else []
+        histories[f"{stage}_history"] = pd.DataFrame(rows, columns=["step", "loss", "lr"])
+    return pipe, {**record.get("training", {}), "loaded": True, **histories}
+
+
 def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm", device="auto",
               sampler: str = "ddim", classes=None) -> tuple[MaskToImagePipeline, dict]:
     """Train the autoencoder, cache latents, train the denoiser, save the pipeline.
@@ -213,6 +235,9 @@ def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm
         config = replace(config, denoiser=replace(config.denoiser, class_ids=tuple(classes.ids)))
     device = get_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir)
+    finished = _finished(out_dir, config, samples, device, sampler)
+    if finished is not None:
+        return finished
     vae, ae_res = train_autoencoder(samples, config, out_dir, device)
     vae.eval().requires_grad_(False)
     t0 = time.perf_counter()
