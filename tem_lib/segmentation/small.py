@@ -1,9 +1,8 @@
-"""A small semantic-segmentation U-Net (class-id maps), trained from scratch.
+"""The mask-fidelity segmenter: a small U-Net (class-id maps) trained from scratch.
 
 It measures mask fidelity of generated images (``tem_lib.metrics.fidelity``): trained on
-real crops, it is run on images generated for known masks and scored against them. It is
-also the starting point for the U-Net confidence study (seed 002): the same
-``train_segmenter``/``predict`` with other backbones and regularisation.
+real crops, it is run on images generated for known masks and scored against them (and the
+LDM's quality filter uses it). The U-Nets of the confidence study are in ``.unet``.
 """
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from .data.torch_dataset import random_patches, stack_crops
-from .utils import torch_generator
+from ..data.torch_dataset import random_patches, stack_crops
+from ..utils import torch_generator
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
