@@ -116,6 +116,19 @@ class SimulatorConfig:
     stretch_high: Range = (205.0, 232.0)  # 8-bit value of the 99.5th percentile
     jpeg_quality: Range | None = (75.0, 95.0)  # JPEG round trip as in the exported FeCrAl
     # micrographs (None: lossless); masks are unaffected
+    # Off by default (preset "fecral_grains" turns them on; images of the other presets are
+    # unchanged): grain boundaries, partly overlapping defects, grainier texture.
+    grains_per_um2: float = 0.0  # Voronoi grains (warped): a contrast step between grains, dark
+    # boundaries with thickness fringes, exact boundary masks as the label layer "grain_boundary"
+    grain_contrast: Range = (0.04, 0.12)  # sd of the per-grain log brightness
+    boundary_width_nm: Range = (1.5, 3.0)  # labelled width of a boundary
+    boundary_contrast: Range = (0.3, 0.7)  # darkness at the boundary
+    boundary_fringe_nm: Range = (3.0, 6.0)  # period of the thickness fringes beside it
+    boundary_fringe_contrast: Range = (0.05, 0.2)
+    boundary_wiggle_nm: float = 8.0  # boundaries are curved by a smooth warp of this amplitude
+    overlap_fraction: float = 0.0  # defects placed without the no-overlap check (partly overlapping)
+    texture_amplitude: Range = (0.0, 0.0)  # grainy low-frequency texture (relative), at texture_scale_nm
+    texture_scale_nm: float = 12.0
 
     def class_set(self) -> ClassSet:
         """The classes this configuration draws: the paper's ``fecral`` class set, plus
@@ -149,12 +162,17 @@ class SimulatorConfig:
 
 def preset(name: str = "fecral", **overrides) -> SimulatorConfig:
     """Named configurations. ``fecral``: the paper's three classes matched to the real
-    FeCrAl statistics; ``fecral_cavities``: the same plus cavities (fourth class)."""
+    FeCrAl statistics; ``fecral_cavities``: the same plus cavities (fourth class);
+    ``fecral_grains``: ``fecral`` in a nanocrystalline film (grain boundaries as a label
+    layer, for the U-Net study of notebook 08), with partly overlapping defects and grainier
+    texture."""
     cfg = SimulatorConfig()
     if name == "fecral_cavities":
         cfg.classes["cavity"].density_per_um2 = 12.0
+    elif name == "fecral_grains":  # nanocrystalline grains, some overlapping defects, grainier texture
+        cfg = dataclasses.replace(cfg, grains_per_um2=60.0, overlap_fraction=0.15, texture_amplitude=(0.02, 0.06))
     elif name != "fecral":
-        raise ValueError(f"unknown simulator preset {name!r}; known: fecral, fecral_cavities")
+        raise ValueError(f"unknown simulator preset {name!r}; known: fecral, fecral_cavities, fecral_grains")
     return dataclasses.replace(cfg, **overrides)
 
 
@@ -196,6 +214,33 @@ def _dislocation_lines(rng, cfg: SimulatorConfig, shape) -> np.ndarray:
         return acc
     # a straight line of unit weight per 'step' px has peak 1 / (step sqrt(2 pi) sigma)
     return ndimage.gaussian_filter(acc, sigma) * (step * np.sqrt(2 * np.pi) * sigma)
+
+
+def _grain_boundaries(rng, cfg: SimulatorConfig, shape):
+    """Warped Voronoi grains: (darkness of the boundaries and their fringes, boundary mask,
+    per-pixel grain brightness factor)."""
+    from scipy.spatial import cKDTree
+    H, W = shape
+    nm = cfg.nm_per_px
+    n = max(2, rng.poisson(cfg.grains_per_um2 * cfg.area_um2 * 1.44))  # seeds over a 1.2x larger frame
+    seeds = np.column_stack([rng.uniform(-0.1 * H, 1.1 * H, n), rng.uniform(-0.1 * W, 1.1 * W, n)])
+    wiggle = cfg.boundary_wiggle_nm / nm
+    scale = max(8.0 * wiggle, 16.0)
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    yy += wiggle * _smooth_field(rng, shape, scale)
+    xx += wiggle * _smooth_field(rng, shape, scale)
+    pts = np.column_stack([yy.ravel(), xx.ravel()])
+    d, idx = cKDTree(seeds).query(pts, k=2)
+    a, b = seeds[idx[:, 0]], seeds[idx[:, 1]]
+    # distance to the bisector of the two nearest seeds (the boundary between their grains)
+    dist = ((d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * np.linalg.norm(a - b, axis=1) + 1e-9)).reshape(shape)
+    width = rng.uniform(*cfg.boundary_width_nm) / nm
+    mask = dist <= max(width / 2, 0.5)
+    period = rng.uniform(*cfg.boundary_fringe_nm) / nm
+    dark = rng.uniform(*cfg.boundary_contrast) * np.exp(-0.5 * (dist / max(width / 2, 0.5)) ** 2)
+    dark += rng.uniform(*cfg.boundary_fringe_contrast) * np.cos(2 * np.pi * dist / period) * np.exp(-dist / (2 * period))
+    bright = np.exp(rng.normal(0, rng.uniform(*cfg.grain_contrast), n))[idx[:, 0]].reshape(shape)
+    return dark.astype(np.float32), mask, bright.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- defects
@@ -272,7 +317,8 @@ def _place_defects(rng, cfg: SimulatorConfig, shape):
             if rast is None:
                 continue
             m, x0, y0 = rast
-            if (occupied[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] & m).any():
+            free = cfg.overlap_fraction > 0 and rng.random() < cfg.overlap_fraction
+            if not free and (occupied[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] & m).any():
                 continue
             # reserve the ellipse grown by the gap, so the next defect keeps its distance
             fm, fx, fy = rasterize_ellipse(cx, cy, major + 2 * g, minor + 2 * g, angle, shape)
@@ -304,6 +350,14 @@ def simulate_micrograph(cfg: SimulatorConfig, rng: np.random.Generator,
     scale = cfg.mottle_scale_nm / nm
     mottle = _smooth_field(rng, shape, scale) + 0.5 * _smooth_field(rng, shape, scale / 4)
     background = rng.uniform(*cfg.background_level) * (1 + rng.uniform(*cfg.mottle_amplitude) / 1.12 * mottle)
+    layers = {}
+    if cfg.texture_amplitude[1] > 0:
+        background = background * (1 + rng.uniform(*cfg.texture_amplitude)
+                                    * _smooth_field(rng, shape, cfg.texture_scale_nm / nm))
+    if cfg.grains_per_um2 > 0:
+        gb_dark, layers["grain_boundary"], bright = _grain_boundaries(rng, cfg, shape)
+        darkness = darkness + gb_dark
+        background = background * bright
     t = background * np.exp(-darkness)
     t = ndimage.gaussian_filter(t, rng.uniform(*cfg.psf_sigma_px))
     # noise: variance proportional to the signal, correlated mostly along the scan (x)
@@ -323,7 +377,7 @@ def simulate_micrograph(cfg: SimulatorConfig, rng: np.random.Generator,
     if cfg.jpeg_quality is not None:
         img8 = _jpeg_round_trip(img8, int(rng.uniform(*cfg.jpeg_quality)))
     return Sample((img8 / 255.0).astype(np.float32), instances, source_id=name, nm_per_px=nm,
-                  name=name)
+                  name=name, layers=layers)
 
 
 def _jpeg_round_trip(img8: np.ndarray, quality: int) -> np.ndarray:
@@ -384,12 +438,22 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
             "n_images": n_images, "nm_per_px": cfg.nm_per_px}
     if out_dir.exists():
         old = read_json(out_dir / "metadata.json") if (out_dir / "metadata.json").is_file() else {}
-        if {k: old.get(k) for k in meta} == _jsonable(meta):
+        if _same_parameters(old, meta):
             return out_dir
         if not overwrite:
             raise FileExistsError(f"{out_dir}: exists with other parameters (pass overwrite=True)")
     samples = simulate(cfg, n_images, seed, workers, progress)
     return write_dataset(samples, out_dir, cfg.class_set(), {**meta, "provenance": provenance()}, overwrite=True)
+
+
+def _same_parameters(old: dict, meta: dict) -> bool:
+    """Whether a folder's metadata describes the dataset ``meta`` asks for; simulator
+    parameters added since the folder was written count as their defaults."""
+    try:
+        sim = _jsonable(SimulatorConfig.from_dict(old["simulator"]).to_dict())
+    except (KeyError, TypeError, ValueError):
+        return False
+    return {**{k: old.get(k) for k in meta}, "simulator": sim} == _jsonable(meta)
 
 
 def _jsonable(obj):

@@ -46,6 +46,15 @@ def instance_table(samples: list[Sample], classes: ClassSet | None = None) -> pd
     return pd.DataFrame(rows, columns=cols)
 
 
+def defect_contrast(image: np.ndarray, mask: np.ndarray, ring: int = 3) -> float:
+    """Mean of a ``ring``-px band around the defect minus the mean inside it (dark defect > 0)."""
+    grown = ndimage.binary_dilation(mask, iterations=ring)
+    band = grown & ~ndimage.binary_dilation(mask, iterations=1)
+    if not band.any() or not mask.any():
+        return float("nan")
+    return float(image[band].mean() - image[mask].mean())
+
+
 def noise_stats(image: np.ndarray, highpass_sigma: float = 2.0) -> dict:
     """Noise level and correlation of an image, in 8-bit gray levels.
 

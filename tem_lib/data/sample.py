@@ -114,12 +114,18 @@ class Sample(_Labelled):
     name: str | None = None  # file stem, unique inside a dataset
     origin: tuple[int, int] = (0, 0)  # (x0, y0) of a crop in its source micrograph
     meta: dict = field(default_factory=dict)
+    # Pixel label layers beside the instances, name -> bool [H, W] (the simulator's
+    # "grain_boundary"); cropped with the image, kept in memory (dataset folders hold instances)
+    layers: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.name is None:
             self.name = self.source_id
         if self.image.ndim != 2:
             raise ValueError(f"{self.name}: image must be 2-D grayscale, got shape {self.image.shape}")
+        for k, v in self.layers.items():
+            if np.shape(v) != self.image.shape:
+                raise ValueError(f"{self.name}: label layer {k!r} has shape {np.shape(v)}, the image {self.image.shape}")
         self._check_classes()
 
     @property

@@ -34,7 +34,8 @@ def tile_sample(sample: Sample, size: int = 256, stride: int | None = None,
             crops.append(Sample(sample.image[y0:y0 + size, x0:x0 + size].copy(), insts,
                                 source_id=sample.source_id, nm_per_px=sample.nm_per_px,
                                 name=f"{sample.name}@y{y0}x{x0}",
-                                origin=(sample.origin[0] + x0, sample.origin[1] + y0)))
+                                origin=(sample.origin[0] + x0, sample.origin[1] + y0),
+                                layers={k: v[y0:y0 + size, x0:x0 + size].copy() for k, v in sample.layers.items()}))
     return crops
 
 

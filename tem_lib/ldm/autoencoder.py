@@ -8,6 +8,7 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..classes import ClassSet
+from ..stats import defect_contrast
 from .config import AutoencoderConfig
 
 
@@ -45,15 +46,6 @@ def reconstruct(vae, images: np.ndarray, device="cpu", batch_size: int = 8) -> n
         z = vae.encode(x).latent_dist.mean
         out.append(((vae.decode(z).sample.clamp(-1, 1) + 1) / 2)[:, 0].float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros_like(images)
-
-
-def defect_contrast(image: np.ndarray, mask: np.ndarray, ring: int = 3) -> float:
-    """Mean of a ``ring``-px band around the defect minus the mean inside it (dark defect > 0)."""
-    grown = ndimage.binary_dilation(mask, iterations=ring)
-    band = grown & ~ndimage.binary_dilation(mask, iterations=1)
-    if not band.any() or not mask.any():
-        return float("nan")
-    return float(image[band].mean() - image[mask].mean())
 
 
 def survival_table(originals, reconstructions, samples, classes: ClassSet, min_contrast: float = 0.03,
