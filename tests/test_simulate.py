@@ -90,6 +90,13 @@ def test_generate_dataset_reuses_or_refuses(tmp_path, small_cfg):
     with pytest.raises(FileExistsError, match="other parameters"):
         generate_dataset(tmp_path / "ds", small_cfg, n_images=1, seed=1)
     assert load_dataset(out)[0].nm_per_px == small_cfg.nm_per_px
+    # a folder written before a simulator parameter existed (it counts as its default) is reused
+    meta = json.loads((out / "metadata.json").read_text())
+    for k in ("grains_per_um2", "overlap_fraction", "texture_amplitude"):
+        meta["simulator"].pop(k)
+    (out / "metadata.json").write_text(json.dumps(meta))
+    generate_dataset(tmp_path / "ds", small_cfg, n_images=1, seed=0)
+    assert (out / "annotations.json").stat().st_mtime_ns == stamp
 
 
 def test_gray_levels_are_the_papers():
