@@ -31,6 +31,7 @@ STAGES = {
     "synthetic": "synthetic image-mask pools drawn by the (split, N) generator (the sweep)",
     "detector": "one folder per detector run: weights, history, predictions, metrics (the sweep)",
     "rows": "one JSON result row per sweep run",
+    "unet": "the U-Net confidence study (notebook 08): pretrained encoder, one folder per model, rows",
 }
 
 
