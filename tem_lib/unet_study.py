@@ -61,6 +61,7 @@ class UNetStudyConfig:
     pretrain_images: int = 48
     pretrain_steps: int = 400
     workspace_crops: int = 32  # crops of the workspace's dataset for the label-free part (0: skip)
+    workspace_conditions: tuple[str, ...] | None = None  # conditions trained there (None: all)
     n_boot: int = 1000
     seed: int = 0
 
@@ -200,7 +201,12 @@ class UNetStudy:
         x, y = np.stack([s.image for s in train]), _target(train, "defects")
         xt, yt = np.stack([s.image for s in test]), _target(test, "defects")
         rows, preds = [], {}
-        for cond in self.conditions:
+        wanted = c.workspace_conditions
+        unknown = set(wanted or ()) - {x["condition"] for x in self.conditions}
+        if unknown:
+            raise ValueError(f"unet study: workspace_conditions {sorted(unknown)} are not in the grid "
+                             f"{[x['condition'] for x in self.conditions]}")
+        for cond in (x for x in self.conditions if wanted is None or x["condition"] in wanted):
             for seed in c.seeds:
                 out = self.ws.path("unet", None, None, "workspace", f"split{split}", cond["condition"], f"seed{seed}")
                 model, _ = train_unet(x, y, self.seg_config(cond, seed), out, self.device)

@@ -193,6 +193,21 @@ def test_07_drew_f1_and_realism_from_artifacts(smoke_run):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
 
 
+def test_08_tested_the_seeds_claims_on_both_tasks(smoke_run):
+    out, _, _ = smoke_run
+    figs = out / "figures"
+    claims = pd.read_csv(figs / "08_claims.csv")
+    assert set(claims["task"]) == {"grain_boundary", "defects"} and len(claims) == 6
+    assert claims["holds"].str.split().str[0].isin(["yes", "no", "unclear"]).all()
+    metrics = pd.read_csv(figs / "08_metrics.csv")
+    assert len(metrics) == 2 * 6 and {"f1_labels", "f1_truth", "flip_agreement", "seed_agreement"} <= set(metrics)
+    real = pd.read_csv(figs / "08_workspace_label_free.csv")
+    assert list(real["condition"]) == ["scratch-none-freeze0", "simulator-l2-freeze0"]
+    for name in ("08_annotation", "08_f1_labels_vs_truth", "08_confidence_maps", "08_claims", "08_workspace_label_free"):
+        assert (figs / f"{name}.png").stat().st_size > 5000, name
+    assert (out / "work" / "unet" / "pretrain" / "resnet18-encoder.safetensors").is_file()
+
+
 def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, capsys):
     import tem_lib.detection.experiment as experiment
     from tem_lib import study

@@ -30,6 +30,10 @@ def test_unet_study_runs_and_tests_the_claims(small_ws, monkeypatch, tmp_path):
     assert len(table) == 12 and "[" in table.loc[0, "f1_truth"]  # seed ranges
     ws_rows = study.workspace_rows()
     assert len(ws_rows) == 6 * 2 and ws_rows["mean_max_prob"].between(0.5, 1).all()
+    some = UNetStudy(small_ws, {**TINY, "workspace_conditions": ["scratch-none-freeze0"]}).workspace_rows()
+    assert list(some.condition) == ["scratch-none-freeze0"] * 2
+    with pytest.raises(ValueError, match="not in the grid"):
+        UNetStudy(small_ws, {**TINY, "workspace_conditions": ["simulator-l2sp-freeze0"]}).workspace_rows()
     # rerun: every model is loaded, not retrained
     again = UNetStudy(small_ws, TINY).run_all(progress=False)
     np.testing.assert_allclose(again["f1_truth"], rows["f1_truth"])
