@@ -35,6 +35,23 @@ def real_crops_and_folds(seed: int = 0, crop: int = 256):
     return micrographs, crops, [order[i:i + 2] for i in range(0, len(order), 2)]
 
 
+FECRAL_WORK = ROOT / "runs" / "bench" / "augment_realdata" / "work"
+
+
+def fecral_workspace(work=None):
+    """The workspace over the real FeCrAl micrographs shared by the benchmarks that run the
+    study's code on them: 256-px crops, 2 splits by micrograph (2 of 8 held out), N 10/50,
+    32 validation crops (prepared on first use)."""
+    from tem_lib import workspace
+    require_real_data()
+    work = work or FECRAL_WORK
+    try:
+        return workspace.load(work)
+    except FileNotFoundError:
+        return workspace.prepare(work, REAL_DATA, crop_size=256, n_train=(10, 50), n_splits=2, seed=0,
+                                 test_fraction=0.25, n_val=32)
+
+
 def machine() -> dict:
     import os
     import torch

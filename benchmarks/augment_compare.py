@@ -20,7 +20,7 @@ import time
 
 import pandas as pd
 
-from _common import REAL_DATA, ROOT, markdown_table, require_real_data, write_results
+from _common import REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 from tem_lib import analysis, workspace
 from tem_lib.profiles import load_profile, sweep_section
 from tem_lib.study import Sweep
@@ -42,13 +42,7 @@ def main():
         ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
         name, what = "augment_sim", "simulated (quick-profile workspace)"
     else:
-        require_real_data()
-        work = args.work_dir or str(ROOT / "runs" / "bench" / "augment_realdata" / "work")
-        try:
-            ws = workspace.load(work)
-        except FileNotFoundError:
-            ws = workspace.prepare(work, REAL_DATA, crop_size=256, n_train=(10, 50), n_splits=2, seed=0,
-                                   test_fraction=0.25, n_val=32)
+        ws = fecral_workspace(args.work_dir)
         name, what = "augment_realdata", f"real FeCrAl ({REAL_DATA.name}), 2 splits by micrograph"
     sweep = Sweep(ws, sweep_cfg, device=args.device, progress=False)
     t0 = time.perf_counter()

@@ -279,7 +279,7 @@ def claims_table(rows: pd.DataFrame, init: str = "simulator", n_boot: int = 1000
     for task in rows.task.unique():
         r1 = _paired(rows, task, base, tl2, "per_image_recall_truth", n_boot, seed)
         out.append({"task": task, "claim": "1: pretrained + L2 finds more true objects", "comparison": f"{tl2} - {base}",
-                    "metric": "object recall vs truth", **r1, "holds": verdict(r1)})
+                    "metric": "object recall vs truth", **r1, "holds": verdict(r1), "note": ""})
         f_lab = _paired(rows, task, base, tl2, "per_image_f1_labels", n_boot, seed)
         f_tru = _paired(rows, task, base, tl2, "per_image_f1_truth", n_boot, seed)
         hides = {"gain": r1["gain"] - f_lab["gain"], "ci_low": np.nan, "ci_high": np.nan}
