@@ -9,6 +9,7 @@
 #                                     # 01-07 on your own data (COCO, YOLO-seg, ImageJ, gray masks;
 #                                     # PNG/JPEG/TIFF/DM3/DM4/EMD/SER), written to runs/NAME/
 #   ./run_all.sh --test [pytest args] # the test suite (what CI runs)
+#   ./run_all.sh --lint               # ruff and committed-clean notebooks (CI runs it first)
 #
 # On a fresh clone it creates .venv, installs requirements-lock.txt and tem_lib, and
 # registers the Jupyter kernel "tem-lib". If the active Python already has tem_lib (Binder,
@@ -47,5 +48,9 @@ fi
 if [ "${1:-}" = "--test" ]; then
   shift
   exec "$PY" -m pytest "$@"
+fi
+if [ "${1:-}" = "--lint" ]; then  # what the pre-commit hooks check: ruff, notebooks without outputs
+  "$PY" -m ruff check .
+  exec "$PY" -m nbstripout --keep-id --verify notebooks/*.ipynb
 fi
 exec "$PY" -m tem_lib.pipeline "$@"

@@ -26,6 +26,7 @@ def real_crops_and_folds(seed: int = 0, crop: int = 256):
     """The real FeCrAl micrographs, their ``crop``-px crops and 4 folds of 2 test micrographs
     (seeded order of the source ids); skips the script when the data is absent."""
     import numpy as np
+
     from tem_lib.data import load_dataset, tile_dataset
     require_real_data()
     micrographs = load_dataset(REAL_DATA)
@@ -54,6 +55,7 @@ def fecral_workspace(work=None):
 
 def machine() -> dict:
     import os
+
     import torch
     return {"python": platform.python_version(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "platform": platform.platform(),

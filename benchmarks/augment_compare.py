@@ -20,10 +20,11 @@ import time
 
 import pandas as pd
 
-from _common import REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 from tem_lib import analysis, workspace
 from tem_lib.profiles import load_profile, sweep_section
 from tem_lib.study import Sweep
+
+from _common import REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 
 STRATEGIES = ["ldm", "inpaint", "copy_paste", "simulator"]
 
@@ -53,11 +54,13 @@ def main():
     gains = pd.concat(tables.values(), ignore_index=True)
     pooled = gains[(gains["split"] == "pooled") & (gains["metric"] == "harmonic")][
         ["threshold", "augment", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
-    cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]].mean().reset_index()
+    cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]]
+    cost = cost.mean().reset_index()
     verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
     notes = f"""
-Data: {what}; the quick profile's sweep: splits {sorted(int(x) for x in rows.split.unique())}, N {sorted(int(x) for x in rows.n_train.unique())},
-amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)}, strategies {args.augment}; every detector: the same
+Data: {what}; the quick profile's sweep: splits {sorted(int(x) for x in rows.split.unique())},
+N {sorted(int(x) for x in rows.n_train.unique())}, amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)},
+strategies {args.augment}; every detector: the same
 architecture, iterations and schedule (`training` {sweep.cfg.training}). Gains over EXP (same split, N, seed) in the
 headline (harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
 ({args.n_boot} replicates), pooled over splits replicate by replicate. `threshold`: `paper` = every detection with

@@ -16,9 +16,10 @@ import argparse
 import matplotlib
 import numpy as np
 
-from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 from tem_lib import viz
 from tem_lib.detection.experiment import run_condition
+
+from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,12 +19,13 @@ import time
 import pandas as pd
 import torch
 
-from _common import write_results
+from tem_lib.data import tile_dataset
 from tem_lib.data.torch_dataset import DetectionDataset, collate
 from tem_lib.detection import DetectorConfig, build_maskrcnn, evaluate, train_one_epoch
 from tem_lib.simulate import preset, simulate
-from tem_lib.data import tile_dataset
 from tem_lib.utils import get_device
+
+from _common import write_results
 
 PAPER = {"backbone": "resnet50", "fpn_channels": 256, "representation_size": 1024, "mask_head_channels": 256,
          "pretrained": "none", "trainable_layers": 3, "min_size": [800], "max_size": 1333}

@@ -15,11 +15,12 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from _common import write_results
 from tem_lib.data import tile_dataset
 from tem_lib.ldm import LDMConfig, reconstruction_report
 from tem_lib.ldm.train import train_autoencoder
 from tem_lib.simulate import preset, simulate
+
+from _common import write_results
 
 VARIANTS = {
     "f=4, defect-weighted L1 + gradient (default)": {},

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from _common import ROOT, markdown_table, write_results
 from tem_lib import workspace
 from tem_lib.ldm import reconstruction_report
 from tem_lib.ldm.synthesis import generate
@@ -31,6 +30,8 @@ from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
 from tem_lib.profiles import load_profile, sweep_section
 from tem_lib.segmentation import predict, train_segmenter
 from tem_lib.study import Sweep
+
+from _common import ROOT, markdown_table, write_results
 
 SETTINGS = [  # (label, sampler, steps, guidance, eta)
     ("DDIM-200, eta 1 (paper)", "ddim", 200, 1.0, 1.0),

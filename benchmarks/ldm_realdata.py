@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 from skimage.io import imsave
 
-from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 from tem_lib import viz
 from tem_lib.data.images import to_uint8
 from tem_lib.ldm import LDMConfig, train_ldm
@@ -41,6 +40,8 @@ from tem_lib.ldm.autoencoder import reconstruct
 from tem_lib.ldm.synthesis import generate
 from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
 from tem_lib.segmentation import predict, train_segmenter
+
+from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -172,8 +173,9 @@ def report(args, rows, groups, gens, shown, idx, test, classes, timing, seg_seco
            check_contrast=False)
     notes = f"""
 Real FeCrAl micrographs ({REAL_DATA.name}), split by micrograph (fold 0): {n_train} crops of 6 micrographs
-train each option (quick-profile model sizes, {args.ae_steps} + {args.denoiser_steps} steps, CPU); images are generated (DPM-Solver++ 25, seed {args.seed}) for the
-masks of the {len(test)} crops of micrographs {test_src}. Segmenter: `tem_lib.segmentation.SmallUNet`,
+train each option (quick-profile model sizes, {args.ae_steps} + {args.denoiser_steps} steps, CPU); images are generated
+(DPM-Solver++ 25, seed {args.seed}) for the masks of the {len(test)} crops of micrographs {test_src}.
+Segmenter: `tem_lib.segmentation.SmallUNet`,
 {args.seg_steps} steps on the same real training crops ({seg_seconds:.0f} s). `found_<class>`: fraction of mask
 instances with >= 50 % of their pixels segmented as a defect. First row: the segmenter on the real held-out crops
 with their own masks (the ceiling) and the Frechet distance of {len(test)} random real training crops (the floor); rows "another

@@ -13,13 +13,14 @@ import time
 
 import pandas as pd
 
-from _common import write_results
 from tem_lib.data import tile_dataset
+from tem_lib.data.torch_dataset import stack_crops
 from tem_lib.ldm import LDMConfig
 from tem_lib.ldm.train import encode_latents, train_autoencoder, train_denoiser
-from tem_lib.data.torch_dataset import stack_crops
 from tem_lib.simulate import preset, simulate
 from tem_lib.utils import get_device
+
+from _common import write_results
 
 
 def main():

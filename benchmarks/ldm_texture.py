@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from skimage.io import imsave
 
-from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 from tem_lib.data import tile_dataset
 from tem_lib.data.images import to_uint8
 from tem_lib.ldm import LDMConfig, train_ldm
@@ -36,6 +35,8 @@ from tem_lib.ldm.train import fit_noise, train_autoencoder
 from tem_lib.metrics.frechet import frechet_by_group, texture_features
 from tem_lib.simulate import preset, simulate
 from tem_lib.utils import get_device
+
+from _common import REAL_DATA, RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 
 OPTIONS = {
     "L1 + gradient": {},

@@ -15,8 +15,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from _common import real_crops_and_folds, write_results
 from tem_lib import priors
+
+from _common import real_crops_and_folds, write_results
 
 
 def main():

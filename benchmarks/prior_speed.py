@@ -12,8 +12,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from _common import write_results
 from tem_lib import priors, simulate
+
+from _common import write_results
 
 
 def main():

@@ -19,8 +19,9 @@ import time
 import pandas as pd
 import psutil
 
-from _common import ROOT, write_results
 from tem_lib.pipeline import run_pipeline
+
+from _common import ROOT, write_results
 
 
 class PeakRSS(threading.Thread):

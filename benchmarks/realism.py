@@ -19,11 +19,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from _common import require_real_data, write_results
 from tem_lib.data import load_dataset, tile_dataset
 from tem_lib.simulate import preset, simulate
 from tem_lib.stats import image_table, instance_table
 from tem_lib.utils import seed_everything
+
+from _common import require_real_data, write_results
 
 
 def per_image_stats(samples) -> pd.DataFrame:

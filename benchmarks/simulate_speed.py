@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import write_results
 from tem_lib.simulate import generate_dataset, preset, simulate
+
+from _common import write_results
 
 
 def main():

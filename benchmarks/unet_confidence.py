@@ -14,10 +14,11 @@ the wall time (a finished model is loaded, so time a first run).
 import argparse
 import time
 
-from _common import FECRAL_WORK, REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 from tem_lib import workspace
 from tem_lib.profiles import load_profile
 from tem_lib.unet_study import UNetStudy, claims_table, metric_table
+
+from _common import FECRAL_WORK, REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 
 
 def main():

@@ -41,7 +41,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from .classes import ClassSet, preset as class_preset
+from .classes import ClassSet
+from .classes import preset as class_preset
 from .data.io import Dataset, write_dataset
 from .data.sample import Instance, Sample
 from .geometry import ellipse_frame, rasterize_ellipse

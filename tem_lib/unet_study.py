@@ -167,7 +167,8 @@ class UNetStudy:
         conf = cm.confidence_stats(probs, labels=d["test_truth"].astype(int))
         row.update(conf)
         row["per_image_max_prob"] = [float(p.max(0).mean()) for p in probs]
-        row["count_ratio_labels"] = float(cm.object_counts(pred, kind).sum() / max(cm.object_counts(d["test_labels"], kind).sum(), 1))
+        n_labelled = max(cm.object_counts(d["test_labels"], kind).sum(), 1)
+        row["count_ratio_labels"] = float(cm.object_counts(pred, kind).sum() / n_labelled)
         row["flip_agreement"] = cm.flip_agreement(lambda x: self.predict(model, x)[1], d["test_images"])
         row["_pred"] = pred
         return row
@@ -212,8 +213,9 @@ class UNetStudy:
                 model, _ = train_unet(x, y, self.seg_config(cond, seed), out, self.device)
                 probs, pred = self.predict(model, xt)
                 preds.setdefault(cond["condition"], []).append(pred)
+                n_labelled = max(cm.object_counts(yt.astype(bool)).sum(), 1)
                 rows.append({**cond, "seed": seed, **cm.confidence_stats(probs),
-                             "count_ratio_labels": float(cm.object_counts(pred).sum() / max(cm.object_counts(yt.astype(bool)).sum(), 1)),
+                             "count_ratio_labels": float(cm.object_counts(pred).sum() / n_labelled),
                              "f1_labels": cm.pixel_scores(pred, yt)["f1"],
                              "flip_agreement": cm.flip_agreement(lambda im, m=model: self.predict(m, im)[1], xt)})
         df = pd.DataFrame(rows)
@@ -290,7 +292,8 @@ def claims_table(rows: pd.DataFrame, init: str = "simulator", n_boot: int = 1000
                     "note": f"F1 vs truth {f_tru['gain']:+.3f} [{f_tru['ci_low']:+.3f}, {f_tru['ci_high']:+.3f}]; "
                             f"recall gain minus F1-vs-labels gain {hides['gain']:+.3f}"})
         c_s = _paired(rows, task, base, tft, "per_image_max_prob", n_boot, seed)
-        c_f = _paired(rows, task, frozen, tft, "per_image_max_prob", n_boot, seed) if frozen else {"ci_low": np.nan, "ci_high": np.nan, "gain": np.nan}
+        c_f = (_paired(rows, task, frozen, tft, "per_image_max_prob", n_boot, seed) if frozen
+               else {"ci_low": np.nan, "ci_high": np.nan, "gain": np.nan})
         both = "yes" if c_s["ci_low"] > 0 and (frozen is None or c_f["ci_low"] > 0) else (
             "no" if c_s["ci_high"] < 0 or c_f["ci_high"] < 0 else "unclear")
         out.append({"task": task, "claim": "3: confidence needs transfer + deep fine-tuning", "comparison": f"{tft} - {base}",

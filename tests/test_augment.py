@@ -127,10 +127,10 @@ def test_ldm_and_inpaint_share_the_cells_generator(cell, tmp_path):
 def tiny_sd_inpainting(folder):
     """A randomly initialised Stable Diffusion inpainting pipeline small enough for a test,
     saved like a downloaded one (a character-level tokenizer built here: nothing is fetched)."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     import string
 
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     torch.manual_seed(0)
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}

@@ -6,10 +6,18 @@ import torch
 import torchvision
 
 from tem_lib.checkpoint import NonFiniteLoss
-from tem_lib.data import Instance, Sample
-from tem_lib.detection import (DetectorConfig, PretrainedWeightsMissing, build_maskrcnn, cached_weights_path,
-                               evaluate, load_detector, mixed_indices, train_detector)
 from tem_lib.classes import preset
+from tem_lib.data import Instance, Sample
+from tem_lib.detection import (
+    DetectorConfig,
+    PretrainedWeightsMissing,
+    build_maskrcnn,
+    cached_weights_path,
+    evaluate,
+    load_detector,
+    mixed_indices,
+    train_detector,
+)
 from tem_lib.detection.experiment import read_predictions, run_condition, write_predictions
 
 FECRAL = preset("fecral")

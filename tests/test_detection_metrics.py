@@ -5,9 +5,17 @@ import pytest
 
 from tem_lib.classes import preset
 from tem_lib.data import Instance, Sample
-from tem_lib.metrics.detection import (Detections, above, box_iou, choose_score_threshold, coco_ap, coco_eval,
-                                       evaluate_detections, match_greedy, size_density_table)
-
+from tem_lib.metrics.detection import (
+    Detections,
+    above,
+    box_iou,
+    choose_score_threshold,
+    coco_ap,
+    coco_eval,
+    evaluate_detections,
+    match_greedy,
+    size_density_table,
+)
 
 FECRAL = preset("fecral")
 

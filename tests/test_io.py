@@ -6,8 +6,7 @@ import tifffile
 from PIL import Image
 
 from tem_lib.classes import preset
-from tem_lib.data import (load_dataset, read_coco, read_graymask, read_image, read_imagej,
-                          write_dataset)
+from tem_lib.data import load_dataset, read_coco, read_graymask, read_image, read_imagej, write_dataset
 from tem_lib.data.sample import Instance, Sample
 from tem_lib.geometry import rasterize_ellipse
 from tem_lib.stats import instance_table

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
+from tem_lib.classes import preset
 from tem_lib.data import LabelMap, load_dataset, tile_dataset
 from tem_lib.data.sample import Instance
-from tem_lib.classes import preset
 from tem_lib.ldm import LDMConfig, MaskEncoder, load_pipeline, one_hot, train_ldm
 from tem_lib.ldm.autoencoder import defect_contrast, survival_table
+from tem_lib.ldm.config import TrainConfig
 from tem_lib.ldm.synthesis import generate, synthesize
 from tem_lib.ldm.trainer import fit
-from tem_lib.ldm.config import TrainConfig
 
 TINY = {"autoencoder": {"block_out_channels": [8, 16, 16], "norm_num_groups": 8},
         "denoiser": {"block_out_channels": [16, 32], "attention_levels": [1], "norm_num_groups": 8,

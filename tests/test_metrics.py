@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from tem_lib.classes import preset
 from tem_lib.data import LabelMap
 from tem_lib.data.sample import Instance
-from tem_lib.classes import preset
 from tem_lib.metrics import fidelity_table, frechet_by_group, frechet_distance, texture_features
 from tem_lib.metrics.frechet import GROUPS, N_FEATURES
 

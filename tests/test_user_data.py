@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import userdata
 from tem_lib.classes import ClassSet, preset
 from tem_lib.data import load_dataset
 from tem_lib.pipeline import main as pipeline_main
+
+import userdata
 
 ROOT = Path(__file__).resolve().parents[1]
 

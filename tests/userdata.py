@@ -111,6 +111,7 @@ def imagej(root: Path) -> Path:
 def graymask_tiff(root: Path, nm_per_px: float = 0.8) -> Path:
     """Gray-level masks + 16-bit microscope TIFFs whose calibration (nm/px) rosettasciio reads."""
     from rsciio.tiff import file_writer
+
     from tem_lib.classes import preset as class_preset
     samples = simulated(seed=15)
     fecral = class_preset("fecral")

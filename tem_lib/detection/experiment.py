@@ -16,8 +16,15 @@ import pandas as pd
 
 from ..data import load_dataset
 from ..data.sample import Instance
-from ..metrics.detection import (IOU_THRESHOLDS, Detections, DetectionReport, _coco_results, coco_ap,
-                                 evaluate_detections, size_density_table)
+from ..metrics.detection import (
+    IOU_THRESHOLDS,
+    DetectionReport,
+    Detections,
+    _coco_results,
+    coco_ap,
+    evaluate_detections,
+    size_density_table,
+)
 from ..utils import atomic_path, provenance, read_json, stable_hash, write_json
 from .engine import evaluate
 from .train import train_detector

@@ -19,8 +19,17 @@ from safetensors.torch import load_file, save_file
 
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
-from ..utils import (atomic_path, derive_seed, from_dict, provenance, read_json, stable_hash, torch_generator,
-                     write_json, write_text)
+from ..utils import (
+    atomic_path,
+    derive_seed,
+    from_dict,
+    provenance,
+    read_json,
+    stable_hash,
+    torch_generator,
+    write_json,
+    write_text,
+)
 from .config import DetectorConfig, DetTrainConfig, to_dict
 from .engine import train_one_epoch
 from .model import build_maskrcnn

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..classes import ClassSet

@@ -11,8 +11,7 @@ A new prior (e.g. one that places defects into real defect-free regions for inpa
 subclasses ``MaskPrior``, implements ``fit`` and ``_draw``, and registers in ``PRIORS``.
 """
 from ..classes import ClassSet
-from .base import (MaskPrior, Placement, PriorFileError, PriorWarning, frame_residuals,
-                   read_prior_file, training_geometry)
+from .base import MaskPrior, Placement, PriorFileError, PriorWarning, frame_residuals, read_prior_file, training_geometry
 from .bootstrap import BootstrapPrior, authors_placement
 from .parametric import ParametricPrior
 from .validate import geometry_table, ks_table, plot_distributions, plot_label_maps

@@ -37,8 +37,7 @@ from scipy import optimize, special
 from scipy import stats as sps
 from sklearn.mixture import GaussianMixture
 
-from .base import (BAR_SCALE, MaskPrior, Placement, PriorWarning, frame_residuals, image_frames,
-                   shape_pool, training_geometry)
+from .base import BAR_SCALE, MaskPrior, Placement, PriorWarning, frame_residuals, image_frames, shape_pool, training_geometry
 
 
 # ----------------------------------------------------------------------------- pieces

@@ -11,10 +11,10 @@ for with this much data.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
-from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.ticker import NullFormatter
 from scipy import stats as sps
 
 from ..classes import ClassSet

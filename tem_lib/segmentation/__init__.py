@@ -24,5 +24,5 @@ from .unet import (
 )
 
 __all__ = ["PretrainedWeightsMissing", "SegConfig", "SegUNet", "SmallUNet", "WeightPenalty", "build_unet",
-           "encoder_stages", "imagenet_weights", "load_unet", "predict", "predict_proba", "save_encoder", "save_unet", "train_segmenter",
-           "train_unet"]
+           "encoder_stages", "imagenet_weights", "load_unet", "predict", "predict_proba", "save_encoder", "save_unet",
+           "train_segmenter", "train_unet"]
