@@ -17,7 +17,8 @@ versions, timings) to ``work_dir/rows/<run_id>.json``; a rerun skips runs whose 
 exists for the same settings. Rows are separate files so that a cluster job array or several
 GPUs can share one sweep: ``python -m tem_lib.study --profile paper --prepare`` trains the
 generators and pools first, then ``--index $SLURM_ARRAY_TASK_ID`` (or ``--run ID``) runs
-one run each. :func:`collect` gathers the rows into one table.
+one run each, or ``--submit slurm`` submits one job per unfinished run through submitit
+(:mod:`tem_lib.cluster`). :func:`collect` gathers the rows into one table.
 """
 from __future__ import annotations
 
@@ -393,6 +394,18 @@ def _main(argv=None) -> int:
     g.add_argument("--prepare", action="store_true", help="train every generator and synthetic pool")
     g.add_argument("--run", default=None, help="run one run by id")
     g.add_argument("--index", type=int, default=None, help="run the run at this 0-based index (job arrays)")
+    g.add_argument("--submit", choices=["slurm", "local", "debug"], default=None,
+                   help="one job per unfinished run through submitit (local: subprocesses here)")
+    c = ap.add_argument_group("--submit options")
+    c.add_argument("--ids", nargs="*", default=None, help="only these run ids")
+    c.add_argument("--partition", default=None)
+    c.add_argument("--gpus", type=int, default=None, help="GPUs per job")
+    c.add_argument("--cpus", type=int, default=None, help="CPUs per job")
+    c.add_argument("--mem-gb", type=float, default=None)
+    c.add_argument("--timeout-min", type=int, default=240)
+    c.add_argument("--parallelism", type=int, default=None, help="at most this many jobs of the array at once")
+    c.add_argument("--wait", action="store_true", help="wait for the jobs and report their results")
+    c.add_argument("--max-retries", type=int, default=0, help="with --wait: resubmit failed runs this often")
     args = ap.parse_args(argv)
     from .profiles import load_profile, sweep_section
     from .utils import get_device
@@ -414,13 +427,33 @@ def _main(argv=None) -> int:
             for split, n in sweep.cells():
                 for g in (g for g in sweep.cfg.augment if g not in sweep.skipped):
                     print(f"split {split}, N {n}, {g}: {sweep.prepare(split, n, g)}")
+        elif args.submit:
+            from .cluster import submit
+            params = {"timeout_min": args.timeout_min, "slurm_partition": args.partition, "gpus_per_node": args.gpus,
+                      "cpus_per_task": args.cpus, "mem_gb": args.mem_gb, "slurm_array_parallelism": args.parallelism}
+            params = {k: v for k, v in params.items() if v is not None}
+            if args.submit != "slurm":  # local/debug executors know only the generic parameters
+                params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+            records = submit(work_dir, sweep_section(prof), args.ids, cluster=args.submit,
+                             device=args.device or common.get("device", "auto"), wait=args.wait,
+                             max_retries=args.max_retries, **params)
+            for r in records:
+                print(json.dumps(r))
+            if any(r.get("state") == "failed" for r in records):
+                return 1
         elif args.run or args.index is not None:
+            from .cluster import RunLocked, run_lock
             run = sweep.get(args.run) if args.run else sweep.runs[args.index]
-            row = sweep.run(run)
+            try:  # two tasks given one run: the second leaves it to the first
+                with run_lock(sweep.row_path(run["id"]).with_suffix(".lock")):
+                    row = sweep.run(run)
+            except RunLocked as e:
+                print(f"{e}; left to that job")
+                return 0
             print(json.dumps({k: row[k] for k in ("id", "harmonic@0.5", "det_f1@0.5", "cls_f1@0.5")}))
         else:
             sweep.run_all()
-    except (FileNotFoundError, ValueError, IndexError) as e:
+    except (FileNotFoundError, ValueError, IndexError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
