@@ -24,13 +24,15 @@ def autocast(device: torch.device, amp: str = "auto"):
 
 
 def train_one_epoch(model, optimizer, loader, device, epoch: int, lr_scheduler=None, scaler=None,
-                    amp: str = "auto", grad_clip: float | None = None, progress: bool = True) -> list[dict]:
+                    amp: str = "auto", grad_clip: float | None = None, progress: bool = True,
+                    after_backward=None) -> list[dict]:
     """Train on every batch of ``loader`` once; return one record per iteration (the losses,
     their sum and the learning rate). A non-finite loss stops with :class:`NonFiniteLoss`.
 
     ``loader`` yields (images, targets) as :func:`tem_lib.data.torch_dataset.collate` makes
     them; ``lr_scheduler`` steps every iteration; ``scaler`` (a ``torch.amp.GradScaler``) is
-    only needed with fp16.
+    only needed with fp16. ``after_backward(params)``: called on the (unscaled) gradients
+    before clipping and the step, e.g. to average them over processes (``tem_lib.parallel``).
     """
     model.train()
     records = []
@@ -52,6 +54,8 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, lr_scheduler=N
             scaler.unscale_(optimizer)
         else:
             loss.backward()
+        if after_backward is not None:
+            after_backward([p for g in optimizer.param_groups for p in g["params"]])
         if grad_clip:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
         if scaler is not None:

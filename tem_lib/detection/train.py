@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import parallel
 from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
 from ..utils import (
@@ -91,7 +92,8 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     synthetic = list(synthetic or [])
     train = list(train)
     out_dir = Path(out_dir)
-    device = torch.device(device)
+    rank, n_proc = parallel.world()  # several processes under `accelerate launch`: data parallel
+    device = parallel.local_device(torch.device(device))
     torch.manual_seed(tcfg.seed)  # the initial weights
     model = build_maskrcnn(cfg, class_ids).to(device)
     info = dict(model.tem_info)
@@ -121,25 +123,30 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
         torch.manual_seed(derive_seed(tcfg.seed, epoch))
         for part in dataset.datasets:  # the epoch's augmentations, reproducible on resume
             part.generator = gen
-        idx = mixed_indices(len(train), len(synthetic), tcfg.iters_per_epoch * tcfg.batch_size,
-                            tcfg.synthetic_fraction, gen)
+        idx = mixed_indices(len(train), len(synthetic), tcfg.iters_per_epoch * tcfg.batch_size * n_proc,
+                            tcfg.synthetic_fraction, gen)[rank::n_proc]  # this process's share
         loader = torch.utils.data.DataLoader(dataset, batch_size=tcfg.batch_size, sampler=idx, collate_fn=collate,
                                              num_workers=tcfg.num_workers)
         records = train_one_epoch(model, optimizer, loader, device, epoch, sched, scaler, tcfg.amp,
-                                  tcfg.grad_clip, progress)
+                                  tcfg.grad_clip, progress and rank == 0,
+                                  parallel.average_gradients if n_proc > 1 else None)
         state["history"] += records
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
                      provenance=provenance())
-        save_checkpoint(ckpt, {"model": model}, stateful, state)
+        if rank == 0:
+            save_checkpoint(ckpt, {"model": model}, stateful, state)
+        parallel.barrier()
     model.eval()
     history = pd.DataFrame(state["history"])
     if len(history):
         history.insert(0, "iteration", np.arange(1, len(history) + 1))
-    write_text(out_dir / "history.csv", history.to_csv(index=False))
     meta = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids), **info,
             "n_real": len(train), "n_synthetic": len(synthetic), "seconds": round(state["seconds"], 1),
             "device": str(device), **provenance()}
-    save_detector(model, out_dir, meta)
+    if rank == 0:
+        write_text(out_dir / "history.csv", history.to_csv(index=False))
+        save_detector(model, out_dir, meta)
+    parallel.barrier()
     return model, {"history": history, "seconds": state["seconds"], "resumed_from": resumed_from, **info,
                    "n_real": len(train), "n_synthetic": len(synthetic)}
 

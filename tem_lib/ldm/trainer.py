@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import NonFiniteLoss, check_compatible, load_checkpoint, save_checkpoint, step_generator
-from ..utils import provenance, stable_hash, write_text
+from ..parallel import average_gradients, barrier, world
+from ..utils import derive_seed, provenance, stable_hash, write_text
 from .config import TrainConfig
 
 __all__ = ["NonFiniteLoss", "fit", "step_generator"]
@@ -70,15 +71,18 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
     if check_compatible(ckpt, key, full_config):
         state = load_checkpoint(ckpt, modules, stateful)
     resumed_from = state["step"]
-    wrapped = accelerator.prepare(*modules.values(), optimizer)
-    optimizer = wrapped[-1]
+    # the optimizer only: the modules are called as they are (loss_fn holds them), and in a
+    # launched job with several processes the gradients are averaged explicitly (parallel.py)
+    optimizer = accelerator.prepare(optimizer)
+    rank, _ = world()
 
     t0 = time.perf_counter() - state["seconds"]
     bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, desc=desc,
-               mininterval=2.0, disable=cfg.steps == 0)
+               mininterval=2.0, disable=cfg.steps == 0 or rank > 0)
     running = None
     for step in bar:
-        gen = step_generator(cfg.seed, step)
+        # each process its own batches; the first draws what a single process draws
+        gen = step_generator(cfg.seed if rank == 0 else derive_seed(cfg.seed, 10_000 + rank), step)
         with accelerator.autocast():
             loss = loss_fn(step, gen)
         if not torch.isfinite(loss):
@@ -86,6 +90,7 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
                                 f"(now {cfg.lr}) or check the data (the last good checkpoint is in {ckpt})")
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
+        average_gradients(params)
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
@@ -100,15 +105,17 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state.update(step=done, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
                          provenance=provenance())
-            save_checkpoint(ckpt, {k: accelerator.unwrap_model(m) for k, m in modules.items()},
-                            stateful, state)
+            if rank == 0:
+                save_checkpoint(ckpt, modules, stateful, state)
+            barrier()
     bar.close()
     if ema is not None:
         ema.copy_to(modules[ema_module].parameters())
     for m in modules.values():
         m.eval()
     hist = pd.DataFrame(state["history"], columns=["step", "loss", "lr"])
-    write_text(out_dir / "history.csv", hist.to_csv(index=False))
+    if rank == 0:
+        write_text(out_dir / "history.csv", hist.to_csv(index=False))
     return {"history": hist, "seconds": state.get("seconds", time.perf_counter() - t0),
             "resumed_from": resumed_from}
 
