@@ -247,8 +247,12 @@ class Sweep:
         """The run's detector folder, keyed by its settings as well as its id: a run redone with
         other settings (another generator, detector or strategy config) trains in a new folder
         instead of meeting the old run's checkpoint."""
-        return self.ws.path("detector", run["split"], run["n_train"],
-                            f"{run['id']}-{stable_hash(self._settings(run))[:8]}")
+        out = self.ws.path("detector", run["split"], run["n_train"], f"{run['id']}-{stable_hash(self._settings(run))[:8]}")
+        if not out.exists():  # a workspace from before folders carried the hash: its run, if its row
+            legacy = out.with_name(run["id"])  # says it was made with these settings
+            if (legacy / "predictions.json").is_file() and self.is_done(run):
+                return legacy
+        return out
 
     def is_done(self, run: dict) -> bool:
         p = self.row_path(run["id"])

@@ -86,3 +86,21 @@ def test_every_profile_builds_its_sweep_models_and_detector(name):
     LDMConfig.from_dict(cfg.ldm_config)
     DetectorConfig(**cfg.detector)
     DetTrainConfig(**cfg.training)
+
+
+def test_runs_finished_before_folders_carried_the_settings_hash_are_found(small_ws, tmp_path):
+    from tem_lib.utils import stable_hash, write_json
+    sweep = Sweep(small_ws, {"splits": [0], "n_train": [2], "seeds": [7]})
+    run = sweep.runs[0]
+    new = sweep.run_dir(run)
+    legacy = new.with_name(run["id"])
+    legacy.mkdir(parents=True)
+    (legacy / "predictions.json").write_text("{}")
+    assert sweep.run_dir(run) == new  # no row: the old folder is not trusted
+    write_json(sweep.row_path(run["id"]), {"key": stable_hash(sweep._settings(run))})
+    try:
+        assert sweep.run_dir(run) == legacy  # its row has this run's settings: the old folder is its run
+        other = Sweep(small_ws, {"splits": [0], "n_train": [2], "seeds": [7], "training": {"lr": 1e-4}})
+        assert other.run_dir(other.runs[0]) != legacy  # other settings: a new folder
+    finally:
+        sweep.row_path(run["id"]).unlink()
