@@ -110,6 +110,8 @@ def plot_strategies(tables: dict, iou: float = 0.5, metrics=("harmonic", "det_f1
         ax.set(title=title, xlabel=f"pooled gain over EXP (IoU {iou:g})")
     axes[0, 0].set_yticks(range(len(keys)), [f"{a} +{m}, N = {n}" for a, m, n in keys])
     axes[0, 0].invert_yaxis()
-    axes[0, -1].legend(frameon=False, fontsize=8, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, fontsize=8, loc="lower center", ncol=len(labels),
+               bbox_to_anchor=(0.5, 0.0))  # below the panels, never over a bar
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
