@@ -8,14 +8,12 @@ rename, so an interruption leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .utils import read_json, torch_generator, write_json
+from .utils import atomic_dir, read_json, torch_generator, write_json
 
 
 class NonFiniteLoss(RuntimeError):
@@ -55,20 +53,12 @@ def check_compatible(ckpt: Path, key: str, full_config: dict) -> bool:
 def save_checkpoint(ckpt, modules: dict, stateful: dict, state: dict) -> None:
     """Write ``modules`` (name -> nn.Module), ``stateful`` (name -> object with
     ``state_dict``, None entries skipped) and ``state`` (JSON) to the folder ``ckpt``."""
-    ckpt = Path(ckpt)
-    tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, m in modules.items():
-        save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()},
-                  tmp / f"{name}.safetensors")
-    torch.save({k: v.state_dict() for k, v in stateful.items() if v is not None}, tmp / "training_state.pt")
-    write_json(tmp / "state.json", state)
-    old = ckpt.with_name(f".{ckpt.name}.old")
-    if ckpt.exists():
-        os.replace(ckpt, old)
-    os.replace(tmp, ckpt)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(ckpt) as tmp:
+        for name, m in modules.items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()},
+                      tmp / f"{name}.safetensors")
+        torch.save({k: v.state_dict() for k, v in stateful.items() if v is not None}, tmp / "training_state.pt")
+        write_json(tmp / "state.json", state)
 
 
 def load_checkpoint(ckpt, modules: dict, stateful: dict) -> dict:

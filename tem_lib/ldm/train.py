@@ -15,8 +15,6 @@ Both stages checkpoint under ``out_dir/autoencoder`` and ``out_dir/denoiser`` an
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +23,7 @@ import pandas as pd
 import torch
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
-from ..utils import get_device, provenance, read_json, write_json
+from ..utils import atomic_dir, get_device, provenance, read_json, write_json
 from .adversarial import PatchDiscriminator, adversarial_loss
 from .autoencoder import reconstruct, reconstruction_loss
 from .conditioning import one_hot
@@ -184,17 +182,10 @@ def save_pipeline(pipe: MaskToImagePipeline, path, record: dict) -> Path:
     """``save_pretrained`` into a temporary folder beside ``path``, then rename: a pipeline
     folder is complete or absent. ``record`` (config, training summary) goes to
     ``tem_lib.json`` with package versions and git revision."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    write_json(tmp / "tem_lib.json", {**record, **provenance()})
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    with atomic_dir(path) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        write_json(tmp / "tem_lib.json", {**record, **provenance()})
+    return Path(path)
 
 
 def _finished(out_dir: Path, config: LDMConfig, samples, device, sampler: str):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from torch.nn import functional as F
 from ..data.torch_dataset import random_patches
 from ..detection.model import PretrainedWeightsMissing
 from ..ldm.config import TrainConfig
-from ..utils import from_dict, read_json, write_json
+from ..utils import atomic_dir, from_dict, read_json, write_json
 
 __all__ = ["PretrainedWeightsMissing", "SegConfig", "SegUNet", "WeightPenalty", "build_unet", "encoder_stages",
            "imagenet_weights", "load_unet", "predict_proba", "save_encoder", "save_unet", "train_unet"]
@@ -295,18 +294,10 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
 
 def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None) -> Path:
     """A folder with ``model.safetensors`` and ``seg_config.json``, written beside and renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-    write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run})
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    with atomic_dir(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run})
+    return Path(path)
 
 
 def load_unet(path, device="cpu") -> SegUNet:
