@@ -36,9 +36,12 @@ def main():
     ap.add_argument("--augment", nargs="*", default=STRATEGIES)
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--splits", type=int, nargs="*", default=None, help="only these splits (default: all)")
     args = ap.parse_args()
     prof = load_profile("quick", ROOT)
     sweep_cfg = {**sweep_section(prof), "augment": args.augment}
+    if args.splits:
+        sweep_cfg["splits"] = args.splits
     if args.data == "sim":
         ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
         name, what = "augment_sim", "simulated (quick-profile workspace)"
