@@ -44,21 +44,26 @@ def pretrained(tmp_path_factory):
     return save_encoder(model, out / "encoder.safetensors")
 
 
-def test_train_save_load_resume(tmp_path):
+def test_train_save_load_resume(tmp_path, monkeypatch):
     images, labels = _data()
     model, res = train_unet(images, labels, SMALL, tmp_path)
     assert len(res["history"]) == 3 and np.isfinite(res["history"]["loss"]).all()
+    assert not (tmp_path / "checkpoint").exists()  # finished: the resume point is dropped, the model kept
     p = predict_proba(model, images[:2])
     assert p.shape == (2, 2, 64, 64) and np.allclose(p.sum(1), 1, atol=1e-5)
     loaded = load_unet(tmp_path / "model")
     np.testing.assert_allclose(predict_proba(loaded, images[:2]), p, atol=1e-5)
     again, res2 = train_unet(images, labels, SMALL, tmp_path)  # finished: loaded, not retrained
-    assert res2["resumed_from"] == 3
+    assert res2["resumed_from"] == 3 and len(res2["history"]) == 3 and res2["seconds"] == pytest.approx(res["seconds"])
     np.testing.assert_allclose(predict_proba(again, images[:2]), p, atol=1e-5)
-    # other data or settings: the old checkpoint is refused, not silently resumed
-    (tmp_path / "model" / "seg_config.json").unlink()
+    # a run stopped after its last checkpoint: other data or settings refuse that checkpoint
+    import tem_lib.segmentation.unet as unet_mod
+    monkeypatch.setattr(unet_mod.shutil, "rmtree", lambda *a, **k: None)
+    interrupted = tmp_path / "interrupted"
+    train_unet(images, labels, SMALL, interrupted)
+    (interrupted / "model" / "seg_config.json").unlink()
     with pytest.raises(ValueError, match="checkpoint of another configuration"):
-        train_unet(images[:3], labels[:3], SMALL, tmp_path)
+        train_unet(images[:3], labels[:3], SMALL, interrupted)
     # odd sizes are padded and cropped back
     assert predict_proba(model, np.zeros((1, 50, 70), np.float32)).shape == (1, 2, 50, 70)
 

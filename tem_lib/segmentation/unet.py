@@ -26,10 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -270,8 +272,10 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
     done = out_dir / "model"
     if (done / "seg_config.json").is_file() and read_json(done / "seg_config.json").get("run") == run:
         model = load_unet(done, device)
-        state = read_json(out_dir / "checkpoint" / "state.json") if (out_dir / "checkpoint" / "state.json").is_file() else {}
-        return model, {"history": state.get("history", []), "seconds": state.get("seconds"), "resumed_from": cfg.training.steps}
+        hist = out_dir / "history.csv"
+        return model, {"history": pd.read_csv(hist) if hist.is_file() else pd.DataFrame(columns=["step", "loss", "lr"]),
+                       "seconds": read_json(done / "seg_config.json").get("seconds"),
+                       "resumed_from": cfg.training.steps}
     model = build_unet(cfg, download).to(device)
     penalty = WeightPenalty(model)
     weight = None
@@ -288,15 +292,18 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
         return F.cross_entropy(logits, mb.long().to(device), weight=weight) + penalty().to(device)
 
     res = fit({"unet": model}, loss_fn, tc, out_dir, run, device, desc=f"unet {cfg.encoder}")
-    save_unet(model, cfg, done, run=run)
+    save_unet(model, cfg, done, run=run, seconds=res["seconds"])
+    # the checkpoint (weights + optimizer state, 4x the model) only serves an interrupted run
+    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     return model.eval(), res
 
 
-def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None) -> Path:
-    """A folder with ``model.safetensors`` and ``seg_config.json``, written beside and renamed."""
+def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None, seconds: float | None = None) -> Path:
+    """A folder with ``model.safetensors`` and ``seg_config.json`` (config, the run that made it,
+    its training seconds), written beside and renamed."""
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-        write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run})
+        write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run, "seconds": seconds})
     return Path(path)
 
 
