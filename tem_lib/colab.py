@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .utils import atomic_path
+
 #: Packages Colab ships and that must stay as they are: replacing torch there pulls several GB
 #: and breaks its CUDA build; replacing numpy breaks packages compiled against it.
 KEEP = ("torch", "torchvision", "torchaudio", "numpy")
@@ -48,8 +50,7 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "{CLONE_DIR}")
     from tem_lib.colab import setup
 
-    setup("{CLONE_DIR}", drive_dir=drive_dir)
-'''
+    setup("{CLONE_DIR}", drive_dir=drive_dir)'''
 
 
 def installed_versions(names=KEEP) -> dict[str, str]:
@@ -132,15 +133,14 @@ def write_cells(notebooks) -> list[Path]:
         codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         first = nb.cells[codes[0]] if codes else None
         if first is not None and first.source.startswith(CELL_MARKER):
-            if first.source == CELL.rstrip("\n"):
+            if first.source == CELL:
                 continue
-            first.source = CELL.rstrip("\n")
+            first.source = CELL
         else:
             at = codes[0] if codes else len(nb.cells)
-            nb.cells.insert(at, nbformat.v4.new_code_cell(CELL.rstrip("\n"), metadata={"tags": ["colab"]}))
-        tmp = path.with_suffix(".ipynb.tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
+            nb.cells.insert(at, nbformat.v4.new_code_cell(CELL, metadata={"tags": ["colab"]}))
+        with atomic_path(path) as tmp:
+            nbformat.write(nb, tmp)
         changed.append(path)
     return changed
 

@@ -18,7 +18,7 @@ def test_every_notebook_starts_with_the_cell():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
-        assert first.source == colab.CELL.rstrip("\n"), f"{path.name}: run python -m tem_lib.colab --write-cells"
+        assert first.source == colab.CELL, f"{path.name}: run python -m tem_lib.colab --write-cells"
 
 
 def test_cell_does_nothing_outside_colab(monkeypatch):
@@ -103,4 +103,4 @@ def test_write_cells_is_idempotent(tmp_path):
     assert colab.write_cells([path]) == []
     cells = nbformat.read(path, as_version=4).cells
     assert [c.cell_type for c in cells] == ["markdown", "code", "code"]
-    assert cells[1].source == colab.CELL.rstrip("\n") and cells[2].source == "x = 1"
+    assert cells[1].source == colab.CELL and cells[2].source == "x = 1"
