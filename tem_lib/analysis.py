@@ -14,6 +14,13 @@ from .utils import read_json
 METRICS = ("det_f1", "cls_f1", "harmonic")
 
 
+def metric_order(classes) -> tuple[str, ...]:
+    """:data:`METRICS` with the headline first (detection F1 when there is one class)."""
+    from .metrics.detection import headline_metric
+    head = headline_metric(classes)
+    return (head, *[m for m in METRICS if m != head])
+
+
 def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, threshold: str = "paper") -> pd.DataFrame:
     """For every augmented run, its gain over the EXP run of the same split, N and seed, in
     detection F1, classification F1 and the headline, with a 95 % paired bootstrap over the

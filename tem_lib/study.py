@@ -126,7 +126,7 @@ class Sweep:
         self.progress = progress
         self.classes = self.ws.classes
         cells = self.ws.cells(self.cfg.splits, self.cfg.n_train)
-        self.skipped = {}  # strategy -> why it cannot serve this dataset (e.g. simulator vs other classes)
+        self.skipped = {}  # strategy -> why it cannot serve this dataset
         for g in self.cfg.augment:
             why = self.strategy(g).unavailable(self.classes)
             if why:
@@ -311,9 +311,9 @@ class Sweep:
         name = f"pretrain-{augment}-{s.key()}-seed{seed}"
         out = self.ws.path("detector", None, None, "shared", name) if s.shared else self.ws.path("detector", split, n, name)
         if not (out / "model.safetensors").is_file() or not (out / "detector.json").is_file():
-            train_detector(list(load_dataset(pool)), out, self.cfg.detector,
+            train_detector(load_dataset(pool), out, self.cfg.detector,  # with the pool's own classes
                            {**self.cfg.training, **s.config.pretrain, "seed": seed}, device=self.device,
-                           class_ids=self.classes.ids, progress=self.progress)
+                           progress=self.progress)
         return out
 
     def run(self, run: dict | str) -> dict:
@@ -330,12 +330,15 @@ class Sweep:
                "init_weights": res.training.get("init_weights"), "pretrain_seconds": self._pretrain_seconds(res),
                "prepare_seconds": self._prepare_seconds(run), "settings": self._settings(run), **provenance()}
         row.update(self._metric_columns(res.report.table))
+        row.update(self._size_columns(res.sizes))
         if res.val_predictions is not None:
-            from .metrics.detection import above, choose_score_threshold, evaluate_detections
+            from .metrics.detection import above, choose_score_threshold, evaluate_detections, size_density_table
             thr, _ = choose_score_threshold(self.val_crops(run["split"]), res.val_predictions, self.classes)
             test = self.test_crops(run["split"])
-            rescored = evaluate_detections(test, above(res.predictions, thr), classes=self.classes)
-            row.update({"val_threshold": thr, **self._metric_columns(rescored.table, prefix="valthr_")})
+            kept = above(res.predictions, thr)
+            rescored = evaluate_detections(test, kept, classes=self.classes)
+            row.update({"val_threshold": thr, **self._metric_columns(rescored.table, prefix="valthr_"),
+                        **self._size_columns(size_density_table(test, kept, self.classes), prefix="valthr_")})
         row.update(res.coco)
         write_json(self.row_path(run["id"]), row)
         return row
@@ -348,6 +351,16 @@ class Sweep:
             for k in ("det_f1", "cls_f1", "harmonic", "det_precision", "det_recall", "tp", "fp", "fn", *per_class):
                 if k in r:
                     out[f"{prefix}{k}@{t}"] = r[k]
+        return out
+
+    def _size_columns(self, sizes: pd.DataFrame, prefix: str = "") -> dict:
+        """Per-class relative density and size errors ((predicted - true) / true), the numbers a
+        microscopist publishes (``size_density_table``)."""
+        out = {}
+        for r in sizes.to_dict(orient="records"):
+            name = self.classes[r["class_id"]].name
+            out[f"{prefix}density_err_{name}"] = r["density_rel_error"]
+            out[f"{prefix}size_err_{name}"] = r["size_rel_error"]
         return out
 
     @staticmethod

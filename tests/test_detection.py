@@ -155,9 +155,17 @@ def test_fine_tuning_starts_from_the_pretrained_weights(tmp_path):
                            init_weights=tmp_path / "pre")
     assert s["init_weights"]["path"] == str(tmp_path / "pre")
     assert all(torch.equal(v, ft.state_dict()[k]) for k, v in pre.state_dict().items() if v.is_floating_point())
-    with pytest.raises(ValueError, match="same architecture and classes"):
-        train_detector(blobs(4, 0), tmp_path / "ft2", TINY, zero, class_ids=(1, 2), progress=False,
-                       init_weights=tmp_path / "pre")
+    assert s["init_weights"]["heads"] == "kept"
+    # another class set: the class heads start afresh, the rest is the pretrained network
+    two = blobs(4, 0)
+    for b in two:
+        b.instances = [i for i in b.instances if i.category_id < 3]
+    _, s2 = train_detector(two, tmp_path / "ft2",
+                           TINY, zero, class_ids=(1, 2), progress=False, init_weights=tmp_path / "pre")
+    assert s2["init_weights"]["heads"] == "reinitialised"
+    with pytest.raises(ValueError, match="another detector architecture"):
+        train_detector(blobs(4, 0), tmp_path / "ft3", {**TINY, "fpn_channels": 8}, zero, class_ids=(1, 2, 3),
+                       progress=False, init_weights=tmp_path / "pre")
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):

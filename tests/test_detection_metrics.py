@@ -196,3 +196,21 @@ def test_score_threshold_is_chosen_on_the_crops_given():
 
 def f1_value(tp, fp, fn):
     return 2 * tp / (2 * tp + fp + fn)
+
+
+def test_headline_is_detection_f1_with_one_class():
+    from tem_lib.analysis import metric_order
+    from tem_lib.classes import ClassSet
+    from tem_lib.metrics.detection import headline_metric
+    assert headline_metric(preset("fecral")) == "harmonic"
+    one = ClassSet.from_names(["loop"], ids=[7])
+    assert headline_metric(one) == "det_f1" and metric_order(one) == ("det_f1", "cls_f1", "harmonic")
+    assert metric_order(preset("fecral"))[0] == "harmonic"
+
+
+def test_class_agnostic_nms_of_detections_by_hand():
+    from tem_lib.metrics.detection import Detections
+    d = Detections([[0, 0, 10, 10], [1, 0, 11, 10], [30, 30, 40, 40]], [1, 2, 2], [0.5, 0.9, 0.3], (64, 64))
+    kept = d.class_agnostic_nms(0.5)  # the two overlapping boxes of different classes: the better one stays
+    assert kept.labels.tolist() == [2, 2] and kept.scores.tolist() == [0.9, 0.3]
+    assert len(d.class_agnostic_nms(0.95)) == 3  # they overlap by 9/11 < 0.95: both kept

@@ -132,13 +132,17 @@ def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
         m = json.loads((root / dirs[f] / "metrics.json").read_text())
         assert [r["iou"] for r in m["table"]] == [0.1, 0.3, 0.5, 0.7]
         assert all(0 <= r["harmonic"] <= 1 for r in m["table"]) and m["n_test"] == 4
-        assert m["training"]["pretrained"] == "none"
+        assert m["training"]["pretrained"] == "foundation"
         load_detector(root / dirs[f])
         assert (out / "work" / "rows" / f"{f}.json").is_file()  # notebook 06 collects, never retrains
     training = {f: json.loads((root / dirs[f] / "metrics.json").read_text())["training"] for f in folders}
     assert training["split0-n10-syn2-seed0"]["n_synthetic"] == 2
     assert training["split0-n10-simulator2-seed0"]["n_synthetic"] == 0  # pretrained on simulations instead
     assert "shared" in training["split0-n10-simulator2-seed0"]["init_weights"]["path"]
+    # every other run starts from the one cached foundation, with its (same-class) heads kept
+    inits = {f: t["init_weights"] for f, t in training.items() if "simulator" not in f}
+    assert len({i["path"] for i in inits.values()}) == 1
+    assert all("foundation" in i["path"] and i["heads"] == "kept" for i in inits.values())
     assert (root / dirs["split0-n10-syn0-seed0"] / "val_predictions.json").is_file()
     figs = out / "figures"
     table = pd.read_csv(figs / "05_metrics.csv")
@@ -163,6 +167,10 @@ def test_06_ran_the_sweep_and_measured_paired_gains(smoke_run):
     assert runs["val_threshold"].between(0.05, 0.95).all() and runs["valthr_harmonic@0.5"].between(0, 1).all()
     assert {"f1_black_dot@0.5", "f1_loop_100@0.5"} <= set(runs.columns)
     assert runs["harmonic@0.5"].between(0, 1).all()
+    # per-class density and size errors at score 0.1 and at the validation threshold
+    for prefix in ("", "valthr_"):
+        for c in ("black_dot", "loop_111", "loop_100"):
+            assert runs[f"{prefix}density_err_{c}"].ge(-1).all() and f"{prefix}size_err_{c}" in runs
     gains = pd.read_csv(out / "figures" / "06_gains.csv")
     assert set(gains["split"].astype(str)) == {"0", "pooled"} and set(gains["metric"]) == {"det_f1", "cls_f1", "harmonic"}
     assert (gains["ci_low"] <= gains["ci_high"]).all() and gains["p_gain_positive"].between(0, 1).all()

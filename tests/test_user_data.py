@@ -138,8 +138,15 @@ def test_notebooks_run_on_user_data(tmp_path, make, name, names):
     assert {f"f1_{n}" for n in names} <= set(metrics.columns)
     rows = pd.read_csv(figs / "06_runs.csv")
     assert {f"f1_{n}@0.5" for n in names} <= set(rows.columns)
-    # N 5/10 x (EXP, ldm, inpaint, copy_paste): simulator pretraining is left out, its classes are not these
-    assert len(rows) == 8 and "simulator" not in set(rows["augment"])
+    # N 5/10 x (EXP, ldm, inpaint, copy_paste, simulator): every strategy serves these classes
+    assert len(rows) == 10 and set(rows["augment"]) == {"none", "ldm", "inpaint", "copy_paste", "simulator"}
+    # every detector of these classes started from the cached foundation (or the simulator
+    # pretraining on top of it) with fresh class heads; the rest of the network transferred
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "work").rglob("detector.json")]
+    ours = [m for m in metas if m.get("class_names") == list(classes.names)]
+    assert len(ours) == 10
+    assert all(m["init_weights"]["heads"] == "reinitialised" for m in ours)
+    assert {m["init_weights"]["from_classes"][0] for m in ours} == {"black_dot"}
     assert set(pd.read_csv(figs / "05_confusion.csv")["true"]) <= displays
     assert (figs / "07_realism.png").is_file()
 

@@ -1,8 +1,13 @@
 """A torch Dataset yielding torchvision-detection targets, with flips and 90-degree turns."""
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional
 
 from .sample import Sample
 
@@ -15,14 +20,16 @@ class DetectionDataset(torch.utils.data.Dataset):
     uint8 [N, H, W], ``area`` float32 [N], ``iscrowd`` int64 [N], ``image_id`` int.
     With ``augment=True`` each item is flipped and turned by a multiple of 90 degrees
     (one of the 8 symmetries of the square), drawn from ``generator`` if given, so the
-    sequence of augmentations is reproducible.
+    sequence of augmentations is reproducible; ``photometric`` (:class:`Photometric` fields)
+    changes its gray levels too.
     """
 
     def __init__(self, samples: list[Sample], augment: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, photometric: dict | None = None):
         self.samples = samples
         self.augment = augment
         self.generator = generator
+        self.photometric = Photometric(**(photometric or {}))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -35,7 +42,54 @@ class DetectionDataset(torch.utils.data.Dataset):
             g = torch.randint(0, 8, (1,), generator=self.generator).item()
             k, flip = g // 2, bool(g % 2)
             image, masks = dihedral(image, k, flip), dihedral(masks, k, flip)
+        image = self.photometric(image, self.generator)
         return image, make_target(masks, torch.as_tensor(s.labels), idx)
+
+
+@dataclass
+class Photometric:
+    """Random changes of the gray levels that leave the labels as they are: micrographs differ
+    widely in contrast, exposure, focus and dose. Each applies with probability ``p``, drawn
+    from ``generator``; all zero (the default) is the identity.
+
+    ``contrast``: gray levels scaled about their mean by a factor in [1 - c, 1 + c];
+    ``brightness``: shifted by up to +-b; ``gamma``: raised to exp(u), u in [-g, g];
+    ``blur``: Gaussian, sigma up to ``blur`` px; ``noise``: Gaussian, sd up to ``noise``.
+    The result is clipped to [0, 1].
+    """
+    contrast: float = 0.0
+    brightness: float = 0.0
+    gamma: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+    p: float = 0.8
+
+    def __post_init__(self):
+        for k, v in dataclasses.asdict(self).items():
+            if not (math.isfinite(v) and v >= 0) or (k == "p" and v > 1) or (k == "contrast" and v >= 1):
+                raise ValueError(f"photometric augmentation: {k} must be finite and >= 0"
+                                 f"{' and <= 1' if k == 'p' else ' and < 1' if k == 'contrast' else ''}, got {v}")
+
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``image``: float32 [1, H, W] in [0, 1]."""
+        if not any((self.contrast, self.brightness, self.gamma, self.blur, self.noise)):
+            return image
+        u = torch.rand(10, generator=generator)  # a fixed number of draws: the stream stays aligned
+        on = u[:5] < self.p
+        if on[0] and self.contrast:
+            m = image.mean()
+            image = (image - m) * (1 + self.contrast * (2 * u[5] - 1)) + m
+        if on[1] and self.brightness:
+            image = image + self.brightness * (2 * u[6] - 1)
+        if on[2] and self.gamma:
+            image = image.clamp(0, 1) ** torch.exp(self.gamma * (2 * u[7] - 1))
+        if on[3] and self.blur and u[8] * self.blur > 0.3:
+            sigma = float(u[8] * self.blur)
+            k = 2 * math.ceil(3 * sigma) + 1
+            image = torchvision.transforms.v2.functional.gaussian_blur(image, [k, k], [sigma, sigma])
+        if on[4] and self.noise:
+            image = image + float(u[9] * self.noise) * torch.randn(image.shape, generator=generator)
+        return image.clamp(0, 1)
 
 
 def stack_crops(samples) -> tuple[torch.Tensor, torch.Tensor]:

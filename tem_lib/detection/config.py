@@ -8,9 +8,10 @@ batch 2, score threshold 0.1 at test time.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+PRETRAINED = ("auto", "none", "coco", "imagenet", "foundation")
 
 
 @dataclass
@@ -23,7 +24,10 @@ class DetectorConfig:
     # "auto": COCO Mask R-CNN weights (R50 with torchvision's head sizes only), else ImageNet
     # backbone weights, whichever is found in the local torch cache; else from scratch.
     # "coco" / "imagenet": required (an error if missing); "none": from scratch.
+    # "foundation": the detector pretrained once on varied simulated micrographs
+    # (tem_lib.detection.foundation; trained on first use, then read from the cache).
     pretrained: str = "auto"
+    foundation: dict = field(default_factory=dict)  # FoundationConfig overrides, with pretrained="foundation"
     download: bool = False  # fetch missing pretrained weights (needs internet)
     # "auto": frozen BatchNorm with pretrained weights (detectron2's), GroupNorm from scratch
     norm: str = "auto"
@@ -47,8 +51,8 @@ class DetectorConfig:
     def __post_init__(self):
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.pretrained not in ("auto", "none", "coco", "imagenet"):
-            raise ValueError(f"pretrained must be 'auto', 'none', 'coco' or 'imagenet', got {self.pretrained!r}")
+        if self.pretrained not in PRETRAINED:
+            raise ValueError(f"pretrained must be one of {PRETRAINED}, got {self.pretrained!r}")
         if self.norm not in ("auto", "frozen", "batch", "group"):
             raise ValueError(f"norm must be 'auto', 'frozen', 'batch' or 'group', got {self.norm!r}")
         if not 0 <= self.trainable_layers <= 5:
@@ -74,6 +78,9 @@ class DetTrainConfig:
     # sizes (plain concatenation, what the paper did).
     synthetic_fraction: float | None = None
     augment: bool = True  # flips and 90-degree turns (the 8 symmetries of the square)
+    # gray-level augmentation (tem_lib.data.torch_dataset.Photometric fields: contrast,
+    # brightness, gamma, blur, noise, p); empty: none
+    photometric: dict = field(default_factory=dict)
     grad_clip: float = 10.0
     amp: str = "auto"  # "auto": bf16/fp16 autocast on CUDA, off on CPU; "no"
     num_workers: int = 0
@@ -82,6 +89,11 @@ class DetTrainConfig:
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        from ..data.torch_dataset import Photometric
+        try:
+            Photometric(**self.photometric)  # a bad name or value fails here, not in a data loader
+        except TypeError as e:
+            raise ValueError(f"photometric: {e} (known: contrast, brightness, gamma, blur, noise, p)") from None
         if self.synthetic_fraction is not None and not 0 <= self.synthetic_fraction <= 1:
             raise ValueError(f"synthetic_fraction must be in [0, 1] or None, got {self.synthetic_fraction}")
 

@@ -148,7 +148,8 @@ def build_maskrcnn(cfg: DetectorConfig, class_ids=(1, 2, 3)) -> MaskRCNN:
     if weights == "coco" and not _coco_compatible(cfg):
         raise ValueError("COCO Mask R-CNN weights need backbone resnet50 with fpn_channels 256, "
                          "representation_size 1024 and mask_head_channels 256")
-    norm = cfg.norm if cfg.norm != "auto" else ("frozen" if weights != "none" else "group")
+    # the foundation is trained from scratch (GroupNorm); its weights are loaded by train_detector
+    norm = cfg.norm if cfg.norm != "auto" else ("frozen" if weights in ("coco", "imagenet") else "group")
     body = getattr(torchvision.models, cfg.backbone)(weights=None, norm_layer=_norm_layer(norm))
     body.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     loaded = 0

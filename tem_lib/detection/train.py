@@ -31,9 +31,10 @@ from ..utils import (
     write_json,
     write_text,
 )
+from . import foundation
 from .config import DetectorConfig, DetTrainConfig, to_dict
 from .engine import train_one_epoch
-from .model import build_maskrcnn
+from .model import build_maskrcnn, resolve_pretrained
 
 
 def mixed_indices(n_real: int, n_syn: int, count: int, synthetic_fraction: float | None,
@@ -74,37 +75,55 @@ def _scheduler(optimizer, tcfg: DetTrainConfig):
 
 def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                    train_config: DetTrainConfig | dict | None = None, synthetic=None, device="cpu",
-                   class_ids=None, progress: bool = True, init_weights=None):
+                   class_ids=None, progress: bool = True, init_weights=None, class_names=None,
+                   on_epoch_end=None):
     """Train on ``train`` (real Samples) plus ``synthetic`` (Samples, e.g. a notebook-04
     folder); return ``(model, summary)``. ``summary``: history DataFrame, seconds, the epoch
-    resumed from, pretrained weights used, image counts. ``init_weights``: a folder saved by
-    this function (same detector config and classes) to start from instead of the configured
-    initialisation: fine-tuning after pretraining, e.g. on simulated micrographs."""
+    resumed from, pretrained weights used, image counts.
+
+    ``init_weights``: a folder saved by this function (same detector architecture) to start
+    from instead of the configured initialisation: fine-tuning after pretraining. With
+    ``pretrained="foundation"`` and no ``init_weights`` the foundation detector is the start
+    (pretrained first if it is not cached yet). Class heads are kept when the saved detector
+    has the same classes (``class_ids``, and ``class_names`` where known) and re-initialised
+    otherwise (:func:`~tem_lib.detection.foundation.transfer_weights`).
+    ``on_epoch_end(model, epoch)``: called after every epoch (e.g. learning curves); the
+    model is back in training mode afterwards."""
     cfg = config if isinstance(config, DetectorConfig) else from_dict(DetectorConfig, config, "detector config")
     tcfg = (train_config if isinstance(train_config, DetTrainConfig)
             else from_dict(DetTrainConfig, train_config, "detector training config"))
+    classes = getattr(train, "classes", None)
     if class_ids is None:
-        classes = getattr(train, "classes", None)
         if classes is None:
             raise ValueError("train_detector needs the dataset's class ids (class_ids=...)")
         class_ids = classes.ids
+    if class_names is None and classes is not None and list(classes.ids) == list(class_ids):
+        class_names = classes.names
     class_ids = tuple(int(c) for c in class_ids)
+    class_names = [str(n) for n in class_names] if class_names is not None else None
     synthetic = list(synthetic or [])
     train = list(train)
     out_dir = Path(out_dir)
     rank, n_proc = parallel.world()  # several processes under `accelerate launch`: data parallel
     device = parallel.local_device(torch.device(device))
-    torch.manual_seed(tcfg.seed)  # the initial weights
+    if init_weights is None and resolve_pretrained(cfg) == "foundation":
+        if n_proc > 1 and not foundation.foundation_path(from_dict(foundation.FoundationConfig, cfg.foundation,
+                                                                   "foundation config"), cfg).is_dir():
+            raise RuntimeError("the foundation detector is not cached yet: pretrain it in one process first "
+                               "(tem_lib.detection.foundation.ensure_foundation), then launch the processes")
+        init_weights = foundation.ensure_foundation(cfg.foundation, cfg, device, progress and rank == 0)
+    torch.manual_seed(tcfg.seed)  # the initial weights (and those of re-initialised heads)
     model = build_maskrcnn(cfg, class_ids).to(device)
     info = dict(model.tem_info)
     if init_weights is not None:
-        info["init_weights"] = _load_init(model, init_weights, cfg, class_ids)
+        info["init_weights"] = foundation.transfer_weights(model, init_weights, cfg, class_ids, class_names)
     optimizer = _optimizer(model, tcfg)
     sched = _scheduler(optimizer, tcfg)
     use_scaler = device.type == "cuda" and tcfg.amp == "auto" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     full_config = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
-                   **({"init": info["init_weights"]} if init_weights is not None else {}),
+                   **({"init": {k: info["init_weights"][k] for k in ("detector_json_hash", "heads")}}
+                      if init_weights is not None else {}),
                    "data": {"real": [s.name for s in train], "synthetic": [s.name for s in synthetic]}}
     key = stable_hash(full_config)
     ckpt = out_dir / "checkpoint"
@@ -113,8 +132,8 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     if check_compatible(ckpt, key, full_config):
         state = load_checkpoint(ckpt, {"model": model}, stateful)
     resumed_from = state["epoch"]
-    dataset = torch.utils.data.ConcatDataset([DetectionDataset(train, augment=tcfg.augment),
-                                              DetectionDataset(synthetic, augment=tcfg.augment)])
+    dataset = torch.utils.data.ConcatDataset([DetectionDataset(part, tcfg.augment, photometric=tcfg.photometric)
+                                              for part in (train, synthetic)])
     t0 = time.perf_counter() - state["seconds"]
     for epoch in range(state["epoch"], tcfg.epochs):
         gen = torch_generator(tcfg.seed, epoch)
@@ -130,6 +149,9 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
         records = train_one_epoch(model, optimizer, loader, device, epoch, sched, scaler, tcfg.amp,
                                   tcfg.grad_clip, progress and rank == 0,
                                   parallel.average_gradients if n_proc > 1 else None)
+        if on_epoch_end is not None:
+            on_epoch_end(model, epoch)
+            model.train()
         state["history"] += records
         state.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, key=key, full_config=full_config,
                      provenance=provenance())
@@ -140,7 +162,8 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     history = pd.DataFrame(state["history"])
     if len(history):
         history.insert(0, "iteration", np.arange(1, len(history) + 1))
-    meta = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids), **info,
+    meta = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
+            "class_names": class_names, **info,
             "n_real": len(train), "n_synthetic": len(synthetic), "seconds": round(state["seconds"], 1),
             "device": str(device), **provenance()}
     if rank == 0:
@@ -149,23 +172,6 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     parallel.barrier()
     return model, {"history": history, "seconds": state["seconds"], "resumed_from": resumed_from, **info,
                    "n_real": len(train), "n_synthetic": len(synthetic)}
-
-
-def _load_init(model, folder, cfg: DetectorConfig, class_ids) -> dict:
-    """Load a saved detector's weights into ``model``; refuse another architecture or class set."""
-    folder = Path(folder)
-    meta = read_json(folder / "detector.json")
-    theirs = {k: v for k, v in meta.get("detector", {}).items() if k not in ("pretrained", "download")}
-    ours = {k: v for k, v in to_dict(cfg).items() if k not in ("pretrained", "download")}
-    if list(meta.get("class_ids", [])) != list(class_ids) or stable_hash(theirs) != stable_hash(ours):
-        raise ValueError(f"{folder}: its detector (classes {meta.get('class_ids')}) is not the one configured here "
-                         f"(classes {list(class_ids)}); init_weights needs the same architecture and classes")
-    try:
-        model.load_state_dict(load_file(folder / "model.safetensors"))
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{folder / 'model.safetensors'}: could not load ({type(e).__name__}: {e})") from e
-    return {"path": str(folder), "n_real": meta.get("n_real"), "n_synthetic": meta.get("n_synthetic"),
-            "detector_json_hash": stable_hash(meta)[:12]}
 
 
 def save_detector(model, out_dir, meta: dict) -> Path:

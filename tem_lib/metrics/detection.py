@@ -81,6 +81,16 @@ class Detections:
         inst = None if self.instances is None else [self.instances[i] for i in order]
         return Detections(self.boxes[order], self.labels[order], self.scores[order], self.shape, self.name, inst)
 
+    def class_agnostic_nms(self, iou: float = 0.5) -> "Detections":
+        """Keep, among boxes overlapping more than ``iou`` whatever their class, only the
+        highest-scoring (what ``DetectorConfig.class_agnostic_nms`` does inside the model),
+        by decreasing score."""
+        import torch
+        import torchvision
+        keep = torchvision.ops.nms(torch.as_tensor(self.boxes), torch.as_tensor(self.scores), iou).numpy()
+        inst = None if self.instances is None else [self.instances[i] for i in keep]
+        return Detections(self.boxes[keep], self.labels[keep], self.scores[keep], self.shape, self.name, inst)
+
     def to_sample(self) -> Sample:
         """The predicted masks as a :class:`Sample` (placeholder image), for geometry tables."""
         if self.instances is None:
@@ -152,6 +162,12 @@ def f1(tp: float, fp: float, fn: float) -> float:
 
 def harmonic(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def headline_metric(classes) -> str:
+    """The metric a table leads with: the paper's harmonic mean of detection and classification
+    F1; with one class, classification F1 is 1 by construction, so detection F1."""
+    return "det_f1" if len(as_class_set(classes)) == 1 else "harmonic"
 
 
 def as_class_set(classes) -> ClassSet:
