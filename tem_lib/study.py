@@ -408,7 +408,9 @@ def _main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--list", action="store_true", help="print the run ids, one per line, with their state")
-    g.add_argument("--prepare", action="store_true", help="train every generator and synthetic pool")
+    g.add_argument("--prepare", action="store_true",
+                   help="pretrain the foundation detector (if the detector starts from one), train every generator "
+                        "and synthetic pool")
     g.add_argument("--run", default=None, help="run one run by id")
     g.add_argument("--index", type=int, default=None, help="run the run at this 0-based index (job arrays)")
     g.add_argument("--submit", choices=["slurm", "local", "debug"], default=None,
@@ -441,6 +443,12 @@ def _main(argv=None) -> int:
             for r in sweep.runs:
                 print(f"{r['id']}\t{'done' if sweep.is_done(r) else 'todo'}")
         elif args.prepare:
+            from .detection import DetectorConfig
+            from .detection.foundation import ensure_foundation
+            from .utils import from_dict
+            det = from_dict(DetectorConfig, sweep.cfg.detector, "sweep detector")
+            if det.pretrained == "foundation":  # before a job array, so no job pretrains it
+                print(f"foundation detector: {ensure_foundation(det.foundation, det, device, sweep.progress)}")
             for split, n in sweep.cells():
                 for g in (g for g in sweep.cfg.augment if g not in sweep.skipped):
                     print(f"split {split}, N {n}, {g}: {sweep.prepare(split, n, g)}")

@@ -13,7 +13,8 @@ raises ``ValueError``/``FileNotFoundError`` naming the file (and line) and the p
 """
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -27,18 +28,85 @@ IMAGEJ_COLUMNS = ("X", "Y", "Major", "Minor", "Angle", "class")
 COCO_IMAGE_DIRS = ("images", "imgs", "JPEGImages", "img", "")
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+
+
 # ----------------------------------------------------------------------------- COCO
+# a polygon vertex further than this many image sides outside the image is an error, not a shape
+# (pycocotools rasterises the whole bounding box: 1e300 would exhaust memory)
+_FAR_OUTSIDE = 4
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _rle_string_counts(counts: str) -> list[int] | None:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``), or None
+    when the string is not one: pycocotools decodes some garbage without complaint."""
+    out, p = [], 0
+    while p < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(counts):
+                return None
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << 5 * k
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << 5 * k
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
 def _decode_segmentation(seg, h: int, w: int, where: str) -> np.ndarray:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) as a bool [h, w] mask;
+    anything malformed raises ``ValueError`` naming ``where``."""
     from pycocotools import mask as mask_utils
     if isinstance(seg, list):  # polygons
-        polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+        polys = []
+        for p in seg:
+            if not isinstance(p, list) or not all(_number(v) for v in p):
+                raise ValueError(f"{where}: a polygon must be a list of numbers, got {str(p)[:80]}")
+            if len(p) % 2:
+                raise ValueError(f"{where}: a polygon has an odd number of coordinates ({len(p)})")
+            if not np.isfinite(p).all():
+                raise ValueError(f"{where}: polygon coordinate {next(v for v in p if not np.isfinite(v))} is not finite")
+            far = [v for v in p if not -_FAR_OUTSIDE * max(h, w) <= v <= (_FAR_OUTSIDE + 1) * max(h, w)]
+            if far:
+                raise ValueError(f"{where}: polygon coordinate {far[0]} lies far outside the {w}x{h} image")
+            if len(p) >= 6:
+                polys.append(p)
         if not polys:
             raise ValueError(f"{where}: empty polygon segmentation (a polygon needs at least 3 points)")
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
     elif isinstance(seg, dict) and "counts" in seg:
         if list(seg.get("size", [h, w])) != [h, w]:
             raise ValueError(f"{where}: RLE size {seg.get('size')} != image size {[h, w]}")
-        rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else seg
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+                raise ValueError(f"{where}: RLE counts must be non-negative integers")
+            total = sum(counts)
+        elif isinstance(counts, str):
+            runs = _rle_string_counts(counts)
+            if runs is None or any(c < 0 for c in runs):
+                raise ValueError(f"{where}: RLE counts {counts[:40]!r} are not a compressed COCO RLE string")
+            total = sum(runs)
+        else:
+            raise ValueError(f"{where}: RLE counts must be a list of integers or a string, got {type(counts).__name__}")
+        if total != h * w:
+            raise ValueError(f"{where}: RLE counts cover {total} pixels, the {w}x{h} image has {h * w}")
+        rle = mask_utils.frPyObjects(seg, h, w) if isinstance(counts, list) else {**seg, "counts": counts.encode()}
     else:
         raise ValueError(f"{where}: unsupported segmentation {type(seg).__name__}")
     return mask_utils.decode(rle).astype(bool)
@@ -92,11 +160,23 @@ def read_coco(annotation_file, image_dir=None, classes: ClassSet | None = None) 
                          f"class set {classes.name!r} {[(c.id, c.name) for c in classes]}; "
                          "tem_lib does not relabel: fix the file or the class set")
     classes = classes or declared
+    for key in ("images", "annotations"):
+        if not isinstance(coco[key], list):
+            raise ValueError(f"{annotation_file}: {key!r} must be a list of objects, got {type(coco[key]).__name__}")
     if not coco["images"]:
         raise ValueError(f"{annotation_file}: empty dataset (no images)")
+    _check_coco_images(annotation_file, coco["images"])
     image_dir = Path(image_dir) if image_dir is not None else coco_image_dir(annotation_file, coco)
     by_image: dict[int, list] = {img["id"]: [] for img in coco["images"]}
-    for ann in coco["annotations"]:
+    for k, ann in enumerate(coco["annotations"]):
+        if not isinstance(ann, dict):
+            raise ValueError(f"{annotation_file}: annotations[{k}] is not an object ({type(ann).__name__})")
+        if ann.get("iscrowd"):
+            # COCO evaluation treats crowd regions as "ignore"; tem_lib has no ignore regions in
+            # training or in the paper's metrics, so it refuses them rather than count a crowd as one defect
+            raise ValueError(f"{annotation_file}: annotation {ann.get('id')} is a crowd region (iscrowd: 1); "
+                             "tem_lib trains and scores individual defects only: label them one by one or "
+                             "remove the crowd annotation")
         if ann.get("image_id") not in by_image:
             raise ValueError(f"{annotation_file}: annotation {ann.get('id')} refers to unknown "
                              f"image_id {ann.get('image_id')}")
@@ -108,7 +188,7 @@ def read_coco(annotation_file, image_dir=None, classes: ClassSet | None = None) 
             raise ValueError(f"{annotation_file}: annotation {ann.get('id')} has no segmentation "
                              "(boxes alone are not enough for Mask R-CNN or the mask prior)")
         by_image[ann["image_id"]].append(ann)
-    samples = []
+    samples, empty = [], []
     for img in coco["images"]:
         path = image_dir / img["file_name"]
         image, scale = read_image_with_scale(path)
@@ -123,11 +203,51 @@ def read_coco(annotation_file, image_dir=None, classes: ClassSet | None = None) 
             inst = instance_from_full(m, ann["category_id"], tuple(ann["ellipse"]) if ann.get("ellipse") else None)
             if inst is not None:
                 instances.append(inst)
+            else:
+                empty.append(ann.get("id"))
         stem = Path(img["file_name"]).with_suffix("").as_posix().replace("/", "__")
         samples.append(Sample(image, instances, source_id=img.get("source_id", stem),
                               nm_per_px=img.get("nm_per_px", scale), name=stem,
                               origin=tuple(img.get("origin", (0, 0)))))
+    if empty:
+        warnings.warn(f"{annotation_file}: {len(empty)} annotation(s) with no pixel inside their image were "
+                      f"dropped (ids {empty[:10]}{' ...' if len(empty) > 10 else ''})", stacklevel=2)
     return samples, classes
+
+
+def _check_coco_images(annotation_file: Path, images: list) -> None:
+    """Every image record an object with a unique integer ``id``, a relative ``file_name``
+    inside the dataset folder, integer sizes and a positive pixel size where given."""
+    seen: dict[int, int] = {}
+    for k, img in enumerate(images):
+        where = f"{annotation_file}: images[{k}]"
+        if not isinstance(img, dict):
+            raise ValueError(f"{where} is not an object ({type(img).__name__})")
+        for key in ("id", "file_name"):
+            if key not in img:
+                raise ValueError(f"{where} has no {key!r}")
+        iid, name = img["id"], img["file_name"]
+        where = f"{annotation_file}: image {iid!r} ({name!r})"
+        if not isinstance(iid, int) or isinstance(iid, bool):
+            raise ValueError(f"{where}: its id must be an integer, got {type(iid).__name__}")
+        if iid in seen:
+            raise ValueError(f"{annotation_file}: image id {iid} is used twice (images[{seen[iid]}] "
+                             f"{images[seen[iid]]['file_name']!r} and images[{k}] {name!r}); annotations would "
+                             "go to both: give every image its own id")
+        seen[iid] = k
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: file_name must be a non-empty string")
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or ".." in parts:
+            raise ValueError(f"{where}: file_name points outside the dataset folder; give a path relative to "
+                             "the images folder")
+        for key in ("height", "width"):
+            v = img.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"{where}: {key} must be a positive integer, got {v!r} ({type(v).__name__})")
+        nm = img.get("nm_per_px")
+        if nm is not None and not (_number(nm) and np.isfinite(nm) and nm > 0):
+            raise ValueError(f"{where}: nm_per_px must be a positive number, got {nm!r}")
 
 
 def looks_like_coco(path: Path) -> bool:
@@ -168,8 +288,9 @@ def read_imagej_csv(csv_path, shape, classes: ClassSet) -> list[Instance]:
                              f"{dict(zip(IMAGEJ_COLUMNS, df.iloc[row_no - 2][list(IMAGEJ_COLUMNS)]))}")
         x, y, major, minor, angle, cls = vals
         if int(cls) != cls or int(cls) not in codes:
+            known = ", ".join(f"{k}={classes[v].name}" for k, v in sorted(codes.items()))
             raise ValueError(f"{csv_path} line {row_no}: unknown class {cls:g}; class set {classes.name!r} "
-                             f"has codes {sorted(codes)} ({', '.join(f'{k}={classes[v].name}' for k, v in sorted(codes.items()))})")
+                             f"has codes {sorted(codes)} ({known})")
         if not (0 <= x <= W and 0 <= y <= H):
             raise ValueError(f"{csv_path} line {row_no}: ellipse centre ({x}, {y}) outside the "
                              f"{W}x{H} image (image/label size mismatch?)")
@@ -254,7 +375,7 @@ def yolo_names(root: Path) -> tuple[list[str], Path]:
         f = root / fname
         if f.is_file():
             try:
-                d = yaml.safe_load(f.read_text())
+                d = yaml.safe_load(_read_text(f))
             except yaml.YAMLError as e:
                 raise ValueError(f"{f}: unreadable YAML ({e})") from None
             names = (d or {}).get("names") if isinstance(d, dict) else None
@@ -268,7 +389,7 @@ def yolo_names(root: Path) -> tuple[list[str], Path]:
             return [str(n) for n in names], f
     f = root / "classes.txt"
     if f.is_file():
-        names = [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
+        names = [ln.strip() for ln in _read_text(f).splitlines() if ln.strip()]
         if not names:
             raise ValueError(f"{f}: no class names")
         return names, f
@@ -281,7 +402,7 @@ def read_yolo_labels(txt: Path, shape, n_classes: int, first_id: int = 1) -> lis
     from pycocotools import mask as mask_utils
     H, W = shape
     instances = []
-    for line_no, line in enumerate(txt.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(_read_text(txt).splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue

@@ -7,7 +7,6 @@ same file.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..utils import read_json, write_json

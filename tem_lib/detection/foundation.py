@@ -219,3 +219,4 @@ def transfer_weights(model, folder, detector: DetectorConfig, class_ids, class_n
             "from_classes": meta.get("class_names") or meta.get("class_ids"), "n_tensors": len(sd),
             "n_real": meta.get("n_real"), "n_synthetic": meta.get("n_synthetic"),
             "detector_json_hash": stable_hash(meta)[:12]}
+

@@ -110,7 +110,7 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
         if n_proc > 1 and not foundation.foundation_path(from_dict(foundation.FoundationConfig, cfg.foundation,
                                                                    "foundation config"), cfg).is_dir():
             raise RuntimeError("the foundation detector is not cached yet: pretrain it in one process first "
-                               "(tem_lib.detection.foundation.ensure_foundation), then launch the processes")
+                               "(python -m tem_lib.study --profile NAME --prepare), then launch the processes")
         init_weights = foundation.ensure_foundation(cfg.foundation, cfg, device, progress and rank == 0)
     torch.manual_seed(tcfg.seed)  # the initial weights (and those of re-initialised heads)
     model = build_maskrcnn(cfg, class_ids).to(device)

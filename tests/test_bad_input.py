@@ -1,0 +1,222 @@
+"""A corpus of bad or awkward dataset files, made by the tests (no committed binaries): each is
+refused with a ValueError/FileNotFoundError that names the file and what is wrong, or read with a
+warning that says what was dropped, and nothing is written into the dataset folder. Property
+tests (hypothesis) feed the COCO and YOLO readers random finite and non-finite coordinates."""
+import copy
+import json
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from tem_lib.data import load_dataset
+
+SIZE = 32
+SQUARE = [4.0, 4.0, 12.0, 4.0, 12.0, 12.0, 4.0, 12.0]
+GOOD = {"images": [{"id": 1, "file_name": "a.png", "height": SIZE, "width": SIZE}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [SQUARE]}],
+        "categories": [{"id": 1, "name": "loop"}]}
+
+
+def coco_folder(root, doc=None, text=None, image=True):
+    root.mkdir(parents=True, exist_ok=True)
+    if image:
+        (root / "images").mkdir(exist_ok=True)
+        Image.fromarray(np.full((SIZE, SIZE), 128, np.uint8)).save(root / "images" / "a.png")
+        Image.fromarray(np.full((SIZE, SIZE), 90, np.uint8)).save(root / "images" / "b.png")
+    f = root / "annotations.json"
+    if text is not None:
+        f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    else:
+        f.write_text(json.dumps(doc, allow_nan=True))
+    return root
+
+
+def edit(**changes):
+    """GOOD with ``path=value`` changes (path like 'annotations.0.segmentation')."""
+    doc = copy.deepcopy(GOOD)
+    for path, value in changes.items():
+        *head, last = path.split(".")
+        node = doc
+        for k in head:
+            node = node[int(k)] if k.isdigit() else node[k]
+        if value is DELETE:
+            del node[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return doc
+
+
+DELETE = object()
+SEG = "annotations.0.segmentation"
+IMG = "images.0"
+# (case id, the COCO document, the words the message must contain)
+COCO_CASES = [
+    ("nan-vertex", edit(**{SEG: [[4.0, float("nan"), 12.0, 4.0, 12.0, 12.0]]}), "not finite"),
+    ("inf-vertex", edit(**{SEG: [[4.0, float("inf"), 12.0, 4.0, 12.0, 12.0]]}), "not finite"),
+    ("null-vertex", edit(**{SEG: [[4.0, None, 12.0, 4.0, 12.0, 12.0]]}), "list of numbers"),
+    ("huge-vertex", edit(**{SEG: [[4.0, 1e300, 12.0, 4.0, 12.0, 12.0]]}), "far outside"),
+    ("string-vertex", edit(**{SEG: [[4.0, "4", 12.0, 4.0, 12.0, 12.0]]}), "list of numbers"),
+    ("bool-vertex", edit(**{SEG: [[4.0, True, 12.0, 4.0, 12.0, 12.0]]}), "list of numbers"),
+    ("odd-polygon", edit(**{SEG: [[4.0, 4.0, 12.0, 4.0, 12.0, 12.0, 4.0]]}), "odd number"),
+    ("two-point-polygon", edit(**{SEG: [[4.0, 4.0, 12.0, 4.0]]}), "at least 3 points"),
+    ("polygon-not-list", edit(**{SEG: [{"x": 1}]}), "list of numbers"),
+    ("segmentation-int", edit(**{SEG: 5}), "unsupported segmentation"),
+    ("no-segmentation", edit(**{SEG: DELETE}), "no segmentation"),
+    ("rle-garbage", edit(**{SEG: {"size": [SIZE, SIZE], "counts": "garbage!!"}}), "not a compressed COCO RLE"),
+    ("rle-empty-string", edit(**{SEG: {"size": [SIZE, SIZE], "counts": ""}}), "cover 0 pixels"),
+    ("rle-zero-string", edit(**{SEG: {"size": [SIZE, SIZE], "counts": "0"}}), "cover 0 pixels"),
+    ("rle-short-list", edit(**{SEG: {"size": [SIZE, SIZE], "counts": [3, 100]}}), "cover 103 pixels"),
+    ("rle-negative", edit(**{SEG: {"size": [SIZE, SIZE], "counts": [3, -3, 1024]}}), "non-negative integers"),
+    ("rle-counts-int", edit(**{SEG: {"size": [SIZE, SIZE], "counts": 5}}), "list of integers or a string"),
+    ("rle-wrong-size", edit(**{SEG: {"size": [8, 8], "counts": [64]}}), "RLE size"),
+    ("crowd", edit(**{"annotations.0.iscrowd": 1}), "crowd region"),
+    ("annotation-not-object", edit(**{"annotations.0": "loop"}), "annotations[0] is not an object"),
+    ("annotations-dict", edit(annotations={"1": GOOD["annotations"][0]}), "'annotations' must be a list"),
+    ("images-dict", edit(images={"1": GOOD["images"][0]}), "'images' must be a list"),
+    ("unknown-image", edit(**{"annotations.0.image_id": 9}), "unknown image_id 9"),
+    ("undeclared-category", edit(**{"annotations.0.category_id": 5}), "category_id 5"),
+    ("image-not-object", edit(**{IMG: "a.png"}), "images[0] is not an object"),
+    ("image-no-file-name", edit(**{f"{IMG}.file_name": DELETE}), "images[0] has no 'file_name'"),
+    ("image-no-id", edit(**{f"{IMG}.id": DELETE}), "images[0] has no 'id'"),
+    ("image-id-string", edit(**{f"{IMG}.id": "1", "annotations.0.image_id": "1"}), "id must be an integer"),
+    ("duplicate-image-id", edit(images=[GOOD["images"][0], {**GOOD["images"][0], "file_name": "b.png"}]),
+     "image id 1 is used twice"),
+    ("height-string", edit(**{f"{IMG}.height": "32"}), "height must be a positive integer, got '32' (str)"),
+    ("width-zero", edit(**{f"{IMG}.width": 0}), "width must be a positive integer"),
+    ("wrong-size", edit(**{f"{IMG}.height": 33}), "says 32x33"),
+    ("nm-negative", edit(**{f"{IMG}.nm_per_px": -1}), "nm_per_px must be a positive number"),
+    ("nm-string", edit(**{f"{IMG}.nm_per_px": "abc"}), "nm_per_px must be a positive number"),
+    ("nm-nan", edit(**{f"{IMG}.nm_per_px": float("nan")}), "nm_per_px must be a positive number"),
+    ("file-name-parent", edit(**{f"{IMG}.file_name": "../a.png"}), "outside the dataset folder"),
+    ("file-name-absolute", edit(**{f"{IMG}.file_name": "/etc/passwd"}), "outside the dataset folder"),
+    ("file-name-empty", edit(**{f"{IMG}.file_name": ""}), "non-empty string"),
+    ("file-name-missing-image", edit(**{f"{IMG}.file_name": "nope.png"}), "not found"),
+    ("category-id-zero", edit(categories=[{"id": 0, "name": "loop"}]), "annotations.json"),
+    ("duplicate-category", edit(categories=[{"id": 1, "name": "loop"}, {"id": 1, "name": "dot"}]), "annotations.json"),
+    ("no-categories-key", {k: v for k, v in GOOD.items() if k != "categories"}, "no 'categories' key"),
+    ("no-images", edit(images=[], annotations=[]), "empty dataset"),
+]
+
+
+def _listing(root):
+    return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case, doc, words", COCO_CASES, ids=[c[0] for c in COCO_CASES])
+def test_bad_coco_is_refused_naming_file_and_problem(tmp_path, case, doc, words):
+    root = coco_folder(tmp_path / case, doc)
+    before = _listing(root)
+    t0 = time.perf_counter()
+    with pytest.raises((ValueError, FileNotFoundError)) as e:
+        load_dataset(root)
+    assert time.perf_counter() - t0 < 20  # no hang on hostile numbers
+    msg = str(e.value)
+    assert words in msg, msg
+    assert "annotations.json" in msg or "a.png" in msg or "nope.png" in msg, msg
+    assert _listing(root) == before  # nothing written, nothing half-written
+
+
+@pytest.mark.parametrize("case, text, words", [
+    ("not-json", "{images: [", "not valid JSON"),
+    ("not-utf8", b'{"images": "\xff\xfe"}', "not UTF-8"),
+    ("json-list", "[1, 2]", "not a COCO instances file"),
+])
+def test_unreadable_coco_files_name_the_file(tmp_path, case, text, words):
+    root = coco_folder(tmp_path / case, text=text)
+    with pytest.raises(ValueError, match=words) as e:
+        from tem_lib.data import read_coco
+        read_coco(root / "annotations.json")
+    assert "annotations.json" in str(e.value)
+
+
+def test_annotation_wholly_outside_the_image_is_dropped_with_a_warning(tmp_path):
+    outside = [40.0, 40.0, 50.0, 40.0, 50.0, 50.0]  # inside the "far" bound, but off the 32x32 image
+    doc = edit(annotations=[GOOD["annotations"][0], {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [outside]}])
+    with pytest.warns(UserWarning, match=r"1 annotation\(s\) with no pixel inside their image were dropped \(ids \[2\]\)"):
+        (s,) = load_dataset(coco_folder(tmp_path / "c", doc))
+    assert len(s.instances) == 1
+
+
+def test_valid_rle_strings_still_read(tmp_path):
+    from pycocotools import mask as mask_utils
+    m = np.zeros((SIZE, SIZE), np.uint8, order="F")
+    m[3:9, 5:20] = 1
+    rle = mask_utils.encode(m)
+    doc = edit(**{SEG: {"size": [SIZE, SIZE], "counts": rle["counts"].decode()}})
+    (s,) = load_dataset(coco_folder(tmp_path / "rle", doc))
+    assert s.instances[0].full_mask((SIZE, SIZE)).sum() == 6 * 15
+
+
+# ----------------------------------------------------------------------------- YOLO
+def yolo_folder(root, lines, names="names: [dot, loop]\n"):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.fromarray(np.full((SIZE, SIZE), 128, np.uint8)).save(root / "images" / "a.png")
+    (root / "labels" / "a.txt").write_bytes(lines if isinstance(lines, bytes) else lines.encode())
+    (root / "data.yaml").write_bytes(names if isinstance(names, bytes) else names.encode())
+    return root
+
+
+@pytest.mark.parametrize("case, lines, names, words", [
+    ("nan", "0 0.1 nan 0.5 0.1 0.5 0.5\n", None, "normalised to [0, 1]"),
+    ("inf", "0 0.1 inf 0.5 0.1 0.5 0.5\n", None, "normalised to [0, 1]"),
+    ("out-of-range", "0 0.1 0.1 1.5 0.1 0.5 0.5\n", None, "normalised to [0, 1]"),
+    ("box-only", "0 0.5 0.5 0.2 0.2\n", None, "a bounding box"),
+    ("odd", "0 0.1 0.1 0.5 0.1 0.5\n", None, "even number"),
+    ("class-index", "5 0.1 0.1 0.5 0.1 0.5 0.5\n", None, "class index 5"),
+    ("text", "dot 0.1 0.1 0.5 0.1 0.5 0.5\n", None, "non-numeric"),
+    ("label-not-utf8", b"0 0.1 0.1 \xff 0.1 0.5 0.5\n", None, "not UTF-8"),
+    ("yaml-not-utf8", "0 0.1 0.1 0.5 0.1 0.5 0.5\n", b"names: [\xff]\n", "not UTF-8"),
+])
+def test_bad_yolo_is_refused_naming_file_and_line(tmp_path, case, lines, names, words):
+    root = yolo_folder(tmp_path / case, lines, names or "names: [dot, loop]\n")
+    before = _listing(root)
+    with pytest.raises(ValueError, match=re.escape(words)) as e:
+        load_dataset(root)
+    msg = str(e.value)
+    assert ("a.txt line 1" in msg or "a.txt: not UTF-8" in msg) if case != "yaml-not-utf8" else "data.yaml" in msg
+    assert _listing(root) == before
+
+
+# ----------------------------------------------------------------------------- properties
+coordinate = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                       st.floats(-2 * SIZE, 3 * SIZE), st.integers(-10**6, 10**6))
+
+
+@settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(coordinate, min_size=0, max_size=16))
+def test_coco_reader_reads_or_refuses_any_polygon(tmp_path_factory, poly):
+    root = coco_folder(tmp_path_factory.mktemp("p"), edit(**{SEG: [poly]}))
+    t0 = time.perf_counter()
+    try:
+        (s,) = load_dataset(root)
+    except ValueError as e:
+        assert "annotations.json" in str(e)
+    else:
+        ok = [v for v in poly if isinstance(v, (int, float)) and math.isfinite(v)]
+        assert len(ok) == len(poly) >= 6 and len(poly) % 2 == 0
+        assert all(i.mask.any() for i in s.instances)
+    assert time.perf_counter() - t0 < 5
+
+
+@settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(-2, 3), st.lists(coordinate, min_size=0, max_size=12))
+def test_yolo_reader_reads_or_refuses_any_line(tmp_path_factory, k, coords):
+    line = " ".join([str(k), *map(str, coords)]) + "\n"
+    root = yolo_folder(tmp_path_factory.mktemp("y"), line)
+    try:
+        (s,) = load_dataset(root)
+    except ValueError as e:
+        assert "a.txt line 1" in str(e)
+    else:
+        assert 0 <= k < 2 and len(coords) >= 6 and len(coords) % 2 == 0
+        assert all(math.isfinite(v) and -0.01 <= v <= 1.01 for v in coords)
+        assert {i.category_id for i in s.instances} <= {k + 1}
