@@ -17,6 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then  # answers without installing anything
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  echo "Notebook options (python -m tem_lib.pipeline --help once installed): --profile NAME, --only NN,"
+  echo "--force, -p NAME VALUE, --runs-dir DIR, --data DIR [--nm-per-px X] [--name NAME]."
+  exit 0
+fi
+
 PYTHON=${PYTHON:-python3}
 if ! command -v "$PYTHON" >/dev/null; then
   echo "run_all.sh: $PYTHON not found; install Python >= 3.10" >&2; exit 2
@@ -31,11 +38,20 @@ else
   PY=.venv/bin/python
   stamp=.venv/.tem_lib-installed
   want=$(cat requirements-lock.txt pyproject.toml | "$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && command -v flock >/dev/null; then
+    # one installer at a time: a second run_all.sh waits for the first instead of running a
+    # second pip into the same .venv
+    exec 9>.venv-install.lock
+    if ! flock -n 9; then
+      echo "== another run_all.sh is installing .venv; waiting for it to finish" >&2
+      flock 9
+    fi
+  fi
   if [ ! -x "$PY" ]; then
     echo "== creating .venv"
     "$PYTHON" -m venv .venv
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then  # (again: the other installer may have done it)
     echo "== installing the locked environment into .venv (first time: a few minutes)"
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -r requirements-lock.txt

@@ -3,8 +3,9 @@
 ``./run_all.sh`` sets up the environment and calls ``python -m tem_lib.pipeline``.
 Parameters come from ``profiles/<profile>.yaml``: the ``common`` section and the
 notebook's own section (keyed by its name, e.g. ``01_data_exploration``), filtered to the
-parameters the notebook declares. Executed copies go to ``runs/<profile>/``. A notebook whose
-executed copy exists for the same parameters, notebook source and tem_lib source is skipped unless
+parameters the notebook declares (an override no notebook declares is an error). Executed copies go
+to ``runs/<profile>/``. A notebook whose executed copy exists for the same parameters, notebook
+source, tem_lib source and dataset content (``dataset_dir``'s files) is skipped unless
 ``force`` or an earlier notebook ran in this call (its outputs feed the later ones); the
 first failure stops the run, naming the notebook and the cell.
 """
@@ -80,10 +81,13 @@ def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrid
             raise ValueError(f"--only {sorted(wanted)} matches no notebook in {root / 'notebooks'}")
     records = []
     lib_hash = _library_hash()
+    _check_overrides(notebooks, overrides)
+    data_hash = dataset_fingerprint(overrides["dataset_dir"]) if overrides.get("dataset_dir") else None
     upstream_ran = False  # a notebook that ran may have changed what the later ones read
     for k, nb in enumerate(notebooks, 1):
         params = notebook_parameters(nb, prof, overrides)
-        key = stable_hash({"params": params, "notebook": nb.read_text(), "tem_lib": lib_hash})
+        key = stable_hash({"params": params, "notebook": nb.read_text(), "tem_lib": lib_hash,
+                           **({"dataset": data_hash} if data_hash and "dataset_dir" in params else {})})
         out = runs_dir / nb.name
         stamp = runs_dir / f"{nb.stem}.done.json"
         up_to_date = out.is_file() and stamp.is_file() and read_json(stamp).get("key") == key
@@ -104,6 +108,30 @@ def run_pipeline(profile: str = "quick", only=None, force: bool = False, overrid
     return records
 
 
+def _check_overrides(notebooks: list[Path], overrides: dict) -> None:
+    """An override (``-p NAME VALUE``) that no notebook of this run declares is a typo: refuse
+    it, listing what they declare, instead of dropping it silently."""
+    if not overrides:
+        return
+    import papermill
+    declared = set()
+    for nb in notebooks:
+        declared |= set(papermill.inspect_notebook(str(nb)))
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise ValueError(f"-p {', '.join(unknown)}: no notebook of this run declares "
+                         f"{'it' if len(unknown) == 1 else 'them'}; their parameters are {sorted(declared)}")
+
+
+def dataset_fingerprint(path) -> str:
+    """Hash of a dataset's content as the file system shows it: every file's relative path,
+    size and modification time (a label file edited in place changes it; reading is cheap)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    base = path.parent if path.is_file() else path
+    return stable_hash([(p.relative_to(base).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+
+
 def data_overrides(data, name: str | None, nm_per_px: float | None, overrides: dict,
                    root: Path | None = None) -> tuple[dict, Path]:
     """Parameters that point every notebook at a user's dataset: ``dataset_dir`` (absolute),
@@ -120,7 +148,8 @@ def data_overrides(data, name: str | None, nm_per_px: float | None, overrides: d
     out = {"work_dir": str(base / "work"), "figures_dir": str(base / "figures"), **overrides,
            "dataset_dir": str(data)}  # an explicit -p work_dir / figures_dir wins
     if nm_per_px is not None:
-        out["nm_per_px"] = nm_per_px
+        from .data.io import check_pixel_size
+        out["nm_per_px"] = check_pixel_size(nm_per_px, "--nm-per-px")
     return out, base / "notebooks"
 
 

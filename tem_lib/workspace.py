@@ -151,6 +151,7 @@ def prepare(work_dir, dataset_dir, crop_size: int = 256, min_area: int = 12,
     ``classes``: the dataset's class set when the files do not declare it (a preset name, a
     dict, a list of names); see :func:`tem_lib.data.load_dataset`."""
     work_dir, dataset_dir = resolve(work_dir), resolve(dataset_dir)
+    _check_split_parameters(crop_size, min_area, n_train, n_splits, test_fraction, n_val)
     micrographs = load_dataset(dataset_dir, nm_per_px=nm_per_px, classes=resolve_classes(classes))
     crops = tile_dataset(micrographs, crop_size, min_area=min_area)
     try:
@@ -164,6 +165,26 @@ def prepare(work_dir, dataset_dir, crop_size: int = 256, min_area: int = 12,
     save_splits(splits, work_dir / "splits.json")
     write_json(work_dir / "dataset.json", info)
     return Workspace(work_dir, dataset_dir, micrographs, crops, splits, info, micrographs.classes)
+
+
+def _check_split_parameters(crop_size, min_area, n_train, n_splits, test_fraction, n_val) -> None:
+    """Refuse values that would fail later with a bare error, or run and mean nothing."""
+    import numbers
+
+    def positive_int(name, v, low=1):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    positive_int("crop_size", crop_size, 8)
+    positive_int("min_area", min_area, 0)
+    positive_int("n_splits", n_splits)
+    positive_int("n_val", n_val, 0)
+    sizes = [n_train] if isinstance(n_train, int) else list(n_train)
+    if not sizes:
+        raise ValueError("n_train must name at least one training-set size, got []")
+    for n in sizes:
+        positive_int("every n_train", n)
+    if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")
 
 
 def load(work_dir) -> Workspace:

@@ -220,3 +220,62 @@ def test_yolo_reader_reads_or_refuses_any_line(tmp_path_factory, k, coords):
         assert 0 <= k < 2 and len(coords) >= 6 and len(coords) % 2 == 0
         assert all(math.isfinite(v) and -0.01 <= v <= 1.01 for v in coords)
         assert {i.category_id for i in s.instances} <= {k + 1}
+
+
+# ----------------------------------------------------------------------------- parameters
+def test_misspelt_parameter_is_refused_with_the_known_ones(tmp_path, capsys):
+    from tem_lib.pipeline import main
+    assert main(["--profile", "smoke", "--only", "01", "-p", "n_trian", "[5]", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "-p n_trian: no notebook of this run declares it" in err and "'n_train'" in err
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_bad_pixel_size_is_refused(tmp_path, capsys, value):
+    from tem_lib.pipeline import main
+    data = coco_folder(tmp_path / "d", GOOD)
+    assert main(["--data", str(data), "--nm-per-px", value, "--only", "01", "--runs-dir", str(tmp_path / "r")]) == 2
+    assert "--nm-per-px must be a positive number" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="nm_per_px must be a positive number"):
+        load_dataset(data, nm_per_px=float(value))
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"crop_size": 0}, "crop_size must be an integer >= 8"),
+    ({"n_splits": 0}, "n_splits must be an integer >= 1"),
+    ({"n_train": []}, "at least one training-set size"),
+    ({"n_train": (5, -1)}, "every n_train must be an integer >= 1"),
+    ({"test_fraction": 1.5}, "test_fraction must be between 0 and 1"),
+])
+def test_bad_split_parameters_are_refused_before_reading(tmp_path, kw, words):
+    from tem_lib import workspace
+    with pytest.raises(ValueError, match=re.escape(words)):
+        workspace.prepare(tmp_path / "work", tmp_path / "no-data-needed", **kw)
+    assert not (tmp_path / "work").exists()
+
+
+def test_dataset_fingerprint_follows_the_content(tmp_path):
+    import os
+
+    from tem_lib.pipeline import dataset_fingerprint
+    root = coco_folder(tmp_path / "d", GOOD)
+    a = dataset_fingerprint(root)
+    assert dataset_fingerprint(root) == a
+    f = root / "annotations.json"
+    f.write_text(json.dumps(edit(categories=[{"id": 1, "name": "void"}])))
+    st_ = f.stat()
+    os.utime(f, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))
+    assert dataset_fingerprint(root) != a
+
+
+def test_run_all_help_answers_without_installing(tmp_path):
+    import shutil
+    import subprocess
+    from pathlib import Path
+    script = tmp_path / "run_all.sh"
+    shutil.copy(Path(__file__).resolve().parents[1] / "run_all.sh", script)
+    r = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin", "PYTHON": "python3"})
+    assert r.returncode == 0 and "./run_all.sh --test" in r.stdout and "--data DIR" in r.stdout
+    assert not (tmp_path / ".venv").exists()  # nothing created, nothing installed

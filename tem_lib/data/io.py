@@ -90,6 +90,18 @@ def detect_format(root) -> str:
                      "folder: not a dataset in a format tem_lib reads")
 
 
+def check_pixel_size(value, name: str = "nm_per_px") -> float:
+    """``value`` as a pixel size in nm: a finite number > 0, else ``ValueError``."""
+    import math
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number of nm per pixel, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive number of nm per pixel, got {value!r}")
+    return v
+
+
 def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classes=None,
                  images_dir=None) -> Dataset:
     """Read a dataset: a folder, a COCO json file or a YOLO ``data.yaml``.
@@ -102,6 +114,8 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
     calibration (microscope files, calibrated TIFFs) or ``metadata.json``.
     """
     root = Path(root)
+    if nm_per_px is not None:
+        nm_per_px = check_pixel_size(nm_per_px, "nm_per_px")
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; use one of {FORMATS} or auto")
@@ -134,7 +148,7 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
         if nm_per_px is not None:
             s.nm_per_px = float(nm_per_px)
         elif s.nm_per_px is None and meta_nm is not None:
-            s.nm_per_px = float(meta_nm)
+            s.nm_per_px = check_pixel_size(meta_nm, f"{meta_path}: nm_per_px")
     return Dataset(samples, classes, root, fmt)
 
 
