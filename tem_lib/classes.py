@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 # Colours for classes that do not bring their own (matplotlib's tab10 without its grey).
 PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628", "#f781bf",
            "#17becf", "#bcbd22", "#1f77b4")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME = re.compile(r"^[\w.\-]+$")  # \w: letters and digits of any script
 
 
 @dataclass(frozen=True)
 class DefectClass:
     id: int  # COCO category_id and detection label (1..255; 0 is background)
-    name: str  # machine name: letters, digits, '_', '-', '.' (used in column names)
+    name: str  # machine name: letters and digits of any script, '_', '-', '.' (used in column names)
     display: str  # plot label
     gray: int  # value in gray-level masks (1..255)
     color: str  # overlay colour (matplotlib)
@@ -31,8 +31,9 @@ class DefectClass:
 
 
 def machine_name(text: str) -> str:
-    """A name usable in column names and files: runs of other characters become '_'."""
-    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(text).strip()).strip("_")
+    """A name usable in column names and files: letters and digits of any script (``空洞``,
+    ``Kavität`` stay as they are), '_', '-', '.'; runs of other characters become '_'."""
+    name = re.sub(r"[^\w.\-]+", "_", str(text).strip()).strip("_")
     return name or "class"
 
 
@@ -59,8 +60,8 @@ class ClassSet:
             raise ValueError(f"class set {self.name!r}: duplicate class names {names}")
         bad = [n for n in names if not _NAME.match(n)]
         if bad:
-            raise ValueError(f"class set {self.name!r}: class names must use letters, digits, '_', '-' "
-                             f"or '.', got {bad}")
+            raise ValueError(f"class set {self.name!r}: class names must use letters, digits (any script), "
+                             f"'_', '-' or '.', got {bad}")
         codes = [c.imagej for c in self.classes if c.imagej is not None]
         if len(set(codes)) != len(codes):
             raise ValueError(f"class set {self.name!r}: duplicate ImageJ codes {codes}")

@@ -279,3 +279,16 @@ def test_run_all_help_answers_without_installing(tmp_path):
                        env={"PATH": "/usr/bin:/bin", "PYTHON": "python3"})
     assert r.returncode == 0 and "./run_all.sh --test" in r.stdout and "--data DIR" in r.stdout
     assert not (tmp_path / ".venv").exists()  # nothing created, nothing installed
+
+
+def test_class_names_of_any_script_are_kept_and_distinct(tmp_path):
+    from tem_lib.classes import ClassSet
+    from tem_lib.data import read_coco, write_dataset
+    doc = edit(categories=[{"id": 1, "name": "空洞"}, {"id": 2, "name": "析出物"}])
+    (s,), classes = read_coco(coco_folder(tmp_path / "cjk", doc) / "annotations.json")
+    assert classes.names == ("空洞", "析出物")
+    out = write_dataset([s], tmp_path / "out", classes)
+    assert load_dataset(out).classes.names == ("空洞", "析出物")  # written back unchanged
+    # display names keep every character; machine names drop only punctuation and spaces
+    loop = ClassSet.from_names(["⟨111⟩ loop"])
+    assert loop.names == ("111_loop",) and loop[1].display == "⟨111⟩ loop"
