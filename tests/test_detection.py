@@ -114,7 +114,7 @@ def test_train_resume_refuse_and_load(tmp_path):
     model, s = train_detector(real, tmp_path / "a", TINY, FAST, synthetic=syn, class_ids=(1, 2, 3), progress=False)
     h = s["history"]
     assert len(h) == 4 and h["loss"].notna().all() and s["n_synthetic"] == 4 and s["resumed_from"] == 0
-    # interrupted after epoch 1 = a checkpoint of epoch 1: rerun with 3 epochs refuses (other config) ...
+    # a finished run (or a checkpoint) of another configuration is refused, never overwritten ...
     with pytest.raises(ValueError, match="another configuration.*epochs"):
         train_detector(real, tmp_path / "a", TINY, {**FAST, "epochs": 3}, synthetic=syn, class_ids=(1, 2, 3), progress=False)
     # ... and the same run resumes (here: is complete) without training again
@@ -212,3 +212,19 @@ def test_predictions_round_trip_and_condition_is_cached(tmp_path):
     assert again.report.table.equals(res.report.table)
     preds = evaluate(load_detector(tmp_path / "exp"), [s.image for s in test], "cpu", progress=False)
     assert len(preds) == 2 and preds[0].shape == (64, 64)
+
+
+def test_finished_run_keeps_the_model_only_and_is_reused(tmp_path, monkeypatch):
+    import tem_lib.detection.train as tr
+    model, s = train_detector(blobs(4, 0), tmp_path / "d", TINY, FAST, class_ids=(1, 2, 3), progress=False)
+    assert not (tmp_path / "d" / "checkpoint").exists()  # the resume point goes once the model is saved
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["detector.json", "history.csv", "model.safetensors"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(tr, "train_one_epoch", no_training)
+    again, s2 = train_detector(blobs(4, 0), tmp_path / "d", TINY, FAST, class_ids=(1, 2, 3), progress=False)
+    assert s2["resumed_from"] == FAST["epochs"] and len(s2["history"]) == len(s["history"])
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="another configuration.*other start or training data"):  # never overwritten
+        train_detector(blobs(4, 1, prefix="q"), tmp_path / "d", TINY, FAST, class_ids=(1, 2, 3), progress=False)

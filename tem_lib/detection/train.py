@@ -4,11 +4,15 @@
 loses at most one epoch; rerun to resume; a checkpoint of another configuration or other
 training data is refused), ``history.csv`` (losses per iteration) and, at the end, the model
 as ``model.safetensors`` + ``detector.json`` (configurations, class ids, which pretrained
-weights were used, data sizes, provenance), which :func:`load_detector` reads back.
+weights were used, data sizes, provenance), which :func:`load_detector` reads back. Once the
+model is saved the checkpoint (weights + optimizer state, 3x the model) is removed; a rerun with
+the same configuration and data loads the saved model instead of training again.
 """
 from __future__ import annotations
 
+import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import parallel
-from ..checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from ..checkpoint import check_compatible, config_diff, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
 from ..utils import (
     atomic_path,
@@ -127,6 +131,9 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                    "data": {"real": [s.name for s in train], "synthetic": [s.name for s in synthetic]}}
     key = stable_hash(full_config)
     ckpt = out_dir / "checkpoint"
+    finished = _finished(out_dir, key, full_config, device)
+    if finished is not None:  # trained before with this configuration and data: its resume point was dropped
+        return finished
     state = {"epoch": 0, "history": [], "seconds": 0.0}
     stateful = {"optimizer": optimizer, "lr_scheduler": sched, "scaler": scaler}
     if check_compatible(ckpt, key, full_config):
@@ -162,16 +169,42 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     history = pd.DataFrame(state["history"])
     if len(history):
         history.insert(0, "iteration", np.arange(1, len(history) + 1))
-    meta = {"detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
+    meta = {"key": key, "detector": to_dict(cfg), "train": to_dict(tcfg), "class_ids": list(class_ids),
             "class_names": class_names, **info,
             "n_real": len(train), "n_synthetic": len(synthetic), "seconds": round(state["seconds"], 1),
             "device": str(device), **provenance()}
     if rank == 0:
         write_text(out_dir / "history.csv", history.to_csv(index=False))
         save_detector(model, out_dir, meta)
+        # inference and reuse need the model only: the resume point (weights + optimizer state,
+        # 3x the model) goes once the model is saved
+        shutil.rmtree(ckpt, ignore_errors=True)
     parallel.barrier()
     return model, {"history": history, "seconds": state["seconds"], "resumed_from": resumed_from, **info,
                    "n_real": len(train), "n_synthetic": len(synthetic)}
+
+
+def _finished(out_dir: Path, key: str, full_config: dict, device):
+    """``(model, summary)`` of a training already finished in ``out_dir`` with this ``key``
+    (configuration, classes, start and data); None if none finished there; ``ValueError`` if
+    one of another configuration did (as for a checkpoint: never overwritten silently)."""
+    meta_path = out_dir / "detector.json"
+    if not (out_dir / "model.safetensors").is_file() or not meta_path.is_file():
+        return None
+    meta = read_json(meta_path)
+    if meta.get("key") is None:  # saved before detectors recorded their key: train (or resume) as before
+        return None
+    if meta["key"] != key:
+        ours = json.loads(json.dumps({k: full_config[k] for k in ("detector", "train", "class_ids")}))  # tuples as saved
+        diff = config_diff({k: meta.get(k) for k in ("detector", "train", "class_ids")}, ours)
+        raise ValueError(f"{meta_path}: a detector of another configuration was finished here "
+                         f"({'; '.join(diff[:5]).replace('checkpoint ', 'saved ') or 'other start or training data'}); "
+                         "use another out_dir or delete the folder")
+    history = pd.read_csv(out_dir / "history.csv") if (out_dir / "history.csv").is_file() else pd.DataFrame()
+    summary = {k: meta[k] for k in ("pretrained", "norm", "pretrained_tensors_loaded", "init_weights", "n_real",
+                                    "n_synthetic") if k in meta}
+    return load_detector(out_dir, device), {"history": history, "seconds": meta.get("seconds", 0.0),
+                                            "resumed_from": meta["train"]["epochs"], **summary}
 
 
 def save_detector(model, out_dir, meta: dict) -> Path:
