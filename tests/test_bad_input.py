@@ -292,3 +292,22 @@ def test_class_names_of_any_script_are_kept_and_distinct(tmp_path):
     # display names keep every character; machine names drop only punctuation and spaces
     loop = ClassSet.from_names(["⟨111⟩ loop"])
     assert loop.names == ("111_loop",) and loop[1].display == "⟨111⟩ loop"
+
+
+def test_yolo_class_names_from_two_files_must_agree(tmp_path):
+    root = yolo_folder(tmp_path / "y", "0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    (root / "classes.txt").write_text("dot\nloop\n")
+    assert load_dataset(root).classes.names == ("dot", "loop")  # agreeing: fine
+    (root / "classes.txt").write_text("loop\ndot\n")
+    with pytest.raises(ValueError, match=r"data.yaml names the classes \['dot', 'loop'\] but .*classes.txt names"):
+        load_dataset(root)
+
+
+def test_decompression_bomb_header_names_the_file(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from tem_lib.data import read_image
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # a 64x64 header now "claims" too many pixels
+    with pytest.raises(ValueError, match="bomb.png: the image header claims more pixels"):
+        read_image(tmp_path / "bomb.png")

@@ -153,7 +153,8 @@ def test_05_trained_the_cells_conditions_and_wrote_the_metrics(smoke_run):
     for name in ("05_losses", "05_metrics", "05_confusion", "05_predictions"):
         assert (figs / f"{name}.png").stat().st_size > 5000, name
     assert set(pd.read_csv(figs / "05_coco_ap.csv").columns) >= {"condition", "bbox_AP", "segm_AP"}
-    assert len(pd.read_csv(figs / "05_size_density.csv")) == 15
+    sizes = pd.read_csv(figs / "05_size_density.csv")  # 5 conditions x 3 classes, at 0.1 and at the validation threshold
+    assert len(sizes) == 30 and sizes["threshold"].str.startswith("validation").sum() == 15
     by_score = pd.read_csv(figs / "05_score_threshold.csv")
     assert len(by_score) == 5 * 9 and (by_score.groupby("condition")["fp"].diff().dropna() <= 0).all()
 

@@ -94,6 +94,10 @@ def read_image_with_scale(path) -> tuple[np.ndarray, float | None]:
             with Image.open(path) as im:
                 im.load()
                 arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA") else im)
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: the image header claims more pixels than PIL will decode ({e}); a corrupt "
+                         "header, or a real image too large to read whole: set PIL.Image.MAX_IMAGE_PIXELS higher "
+                         "if you trust it") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: unreadable image ({e})") from None
     if arr.ndim == 3:

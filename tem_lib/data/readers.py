@@ -386,7 +386,14 @@ def yolo_names(root: Path) -> tuple[list[str], Path]:
                 names = [names[k] if k in names else names[str(k)] for k in keys]
             if not isinstance(names, list) or not names:
                 raise ValueError(f"{f}: no 'names' list of classes")
-            return [str(n) for n in names], f
+            names = [str(n) for n in names]
+            txt = root / "classes.txt"
+            if txt.is_file():  # two sources of the class names: they must agree, neither wins silently
+                other = [ln.strip() for ln in _read_text(txt).splitlines() if ln.strip()]
+                if other != names:
+                    raise ValueError(f"{f} names the classes {names} but {txt} names {other}; keep one, or make "
+                                     "them agree")
+            return names, f
     f = root / "classes.txt"
     if f.is_file():
         names = [ln.strip() for ln in _read_text(f).splitlines() if ln.strip()]
