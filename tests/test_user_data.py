@@ -129,6 +129,7 @@ def run_data(data: Path, name: str, tmp_path: Path, only=None) -> Path:
 ])
 def test_notebooks_run_on_user_data(tmp_path, make, name, names):
     figs = run_data(make(tmp_path / "data"), name, tmp_path)
+    assert not (tmp_path / "nb" / "08_unet_confidence.ipynb").exists()  # --data runs 01-07, as the README says
     classes = ClassSet.from_dict(json.loads((tmp_path / "work" / "dataset.json").read_text())["classes"])
     assert set(classes.names) == names
     displays = {c.display for c in classes}
