@@ -1,6 +1,6 @@
 """Which augmentation helps a data-scarce detector? Every strategy on the same splits, N, seeds.
 
-Runs the quick profile's sweep (``common.sweep`` of ``profiles/quick.yaml``: the detector, its
+Runs the compare profile's sweep (``common.sweep`` of ``profiles/compare.yaml``: the detector, its
 iterations and schedule, identical for every condition) with every strategy of
 ``tem_lib.augment`` (``--augment``), and writes the gains over EXP with 95 % paired-bootstrap
 intervals (per split and pooled) at the paper's score threshold 0.1 and at the threshold
@@ -38,7 +38,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--splits", type=int, nargs="*", default=None, help="only these splits (default: all)")
     args = ap.parse_args()
-    prof = load_profile("quick", ROOT)
+    prof = load_profile("compare", ROOT)
     sweep_cfg = {**sweep_section(prof), "augment": args.augment}
     if args.splits:
         sweep_cfg["splits"] = args.splits
