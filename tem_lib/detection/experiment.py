@@ -110,7 +110,8 @@ def run_condition(name: str, train, test, out_dir, classes, detector: dict | Non
         preds = read_predictions(out_dir / "predictions.json")
     else:
         model, summary = train_detector(train, out_dir, detector, training, synthetic, device,
-                                        class_ids=classes.ids, progress=progress, init_weights=init_weights)
+                                        class_ids=classes.ids, class_names=classes.names, progress=progress,
+                                        init_weights=init_weights)
         preds = evaluate(model, test, device, progress=progress)
         write_predictions(preds, out_dir / "predictions.json")
         val_file.unlink(missing_ok=True)
