@@ -40,7 +40,7 @@ from tem_lib.metrics.detection import (
 )
 from tem_lib.utils import read_json, write_json
 
-from _common import RESULTS, ROOT, real_crops_and_folds, write_results
+from _common import RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -175,10 +175,16 @@ def report(runs, args, found_meta, pretrain_s):
         ax.set(title=title, xlabel="fine-tuning iteration (batch 4)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Real FeCrAl, 4 folds by micrograph: mean over folds (band: min-max)", fontsize=10)
+    fig.suptitle(f"Real FeCrAl, {curves.fold.nunique()} folds by micrograph: mean over folds (band: min-max)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(RESULTS / "detector_recipe.png", dpi=120)
     fc = found_meta.get("foundation", {})
+    per_class_md = markdown_table(pd.DataFrame(
+        [{"recipe": rec, "class @ threshold": c.replace("_err_", " error, ").replace("@s0.1", " @ 0.1").replace("@val", " @ val"),
+          "mean [min, max]": _interval(g[c])}
+         for rec, g in final.groupby("recipe", sort=False)
+         for c in sorted(g.filter(regex=r"^(density|size)_err_").columns)]))
     notes = f"""
 Real FeCrAl, cross-validated by micrograph: folds {sorted(set(curves.fold))} (2 test micrographs each), every
 256-px crop of the 6 training micrographs trains the detector except {args.n_val} kept to choose the score
@@ -188,6 +194,10 @@ the last point. Headline: harmonic mean of detection and classification F1 at Io
 predictions after a class-agnostic NMS. Density/size errors: (predicted - true) / true per class, the largest
 absolute value over the three classes. The labels are incomplete (ambiguous features and dislocation lines
 unlabelled), so precision is pessimistic.
+
+Per-class density and size errors, mean [min, max] over folds by recipe, at the last point:
+
+{per_class_md}
 
 Foundation: `{fc.get('key')}`, {fc.get('n_crops')} simulated crops of {fc.get('config', {}).get('n_populations')}
 populations, {found_meta.get('train', {}).get('epochs', 0) * found_meta.get('train', {}).get('iters_per_epoch', 0)}
