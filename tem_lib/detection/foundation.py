@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +176,6 @@ def ensure_foundation(fcfg: FoundationConfig | dict | None, detector: DetectorCo
         meta = read_json(work / "detector.json")
         write_json(work / "detector.json", {**meta, "foundation": {"config": dataclasses.asdict(fcfg),
                                                                    "key": out.name, "n_crops": len(data)}})
-        shutil.rmtree(work / "checkpoint", ignore_errors=True)  # inference and transfer need the weights only
         os.replace(work, out)
     return out
 
