@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .profiles import load_profile, notebook_parameters
+from .profiles import declared_parameters, load_profile, notebook_parameters
 from .utils import read_json, stable_hash, write_json
 from .workspace import project_root
 
@@ -113,10 +113,9 @@ def _check_overrides(notebooks: list[Path], overrides: dict) -> None:
     it, listing what they declare, instead of dropping it silently."""
     if not overrides:
         return
-    import papermill
     declared = set()
     for nb in notebooks:
-        declared |= set(papermill.inspect_notebook(str(nb)))
+        declared |= set(declared_parameters(nb))
     unknown = sorted(set(overrides) - declared)
     if unknown:
         raise ValueError(f"-p {', '.join(unknown)}: no notebook of this run declares "

@@ -7,6 +7,7 @@ Both the notebook runner (:mod:`tem_lib.pipeline`) and the sweep's command line
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
@@ -24,11 +25,23 @@ def load_profile(profile: str, root: Path) -> dict:
     return d
 
 
+def declared_parameters(nb_path: Path) -> dict:
+    """The parameters a notebook declares in its ``parameters`` cell (papermill's inspection,
+    read once per notebook version)."""
+    nb_path = Path(nb_path)
+    return _inspect(str(nb_path), nb_path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _inspect(path: str, mtime_ns: int) -> dict:
+    import papermill
+    return papermill.inspect_notebook(path)
+
+
 def notebook_parameters(nb_path: Path, profile: dict, overrides: dict) -> dict:
     """Profile values (common, then the notebook's section, then overrides) for the
     parameters this notebook declares in its ``parameters`` cell."""
-    import papermill
-    declared = papermill.inspect_notebook(str(nb_path))
+    declared = declared_parameters(nb_path)
     merged = {**profile.get("common", {}), **profile.get(nb_path.stem, {}), **overrides}
     unknown = set(profile.get(nb_path.stem, {})) - set(declared)
     if unknown:
