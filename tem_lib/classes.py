@@ -127,7 +127,11 @@ class ClassSet:
                              f"(ids {list(self.ids)}: {', '.join(self.names)})")
 
     def coco_categories(self) -> list[dict]:
-        return [{"id": c.id, "name": c.name, "supercategory": "defect"} for c in self.classes]
+        """COCO categories with the names as the data gave them: a class whose machine name was
+        made from its label (``"⟨111⟩ loop"`` -> ``111_loop``) is written back as the label, so a
+        COCO file read and written again keeps its names."""
+        return [{"id": c.id, "name": c.display if machine_name(c.display) == c.name else c.name,
+                 "supercategory": "defect"} for c in self.classes]
 
     def subset(self, ids) -> "ClassSet":
         keep = [self[i] for i in ids]

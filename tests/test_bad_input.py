@@ -292,6 +292,14 @@ def test_class_names_of_any_script_are_kept_and_distinct(tmp_path):
     # display names keep every character; machine names drop only punctuation and spaces
     loop = ClassSet.from_names(["⟨111⟩ loop"])
     assert loop.names == ("111_loop",) and loop[1].display == "⟨111⟩ loop"
+    # and a COCO file written from it names the class as its data did, not by the machine name
+    from tem_lib.data import to_coco
+    assert to_coco([s], loop)["categories"][0]["name"] == "⟨111⟩ loop"
+    doc = edit(categories=[{"id": 1, "name": "⟨111⟩ loop"}, {"id": 2, "name": "void"}])
+    (s2,), classes2 = read_coco(coco_folder(tmp_path / "loop", doc) / "annotations.json")
+    written = json.loads((write_dataset([s2], tmp_path / "out2", classes2) / "annotations.json").read_text())
+    assert [c["name"] for c in written["categories"]] == ["⟨111⟩ loop", "void"]
+    assert [c.display for c in load_dataset(tmp_path / "out2").classes] == ["⟨111⟩ loop", "void"]
 
 
 def test_yolo_class_names_from_two_files_must_agree(tmp_path):
