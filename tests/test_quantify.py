@@ -1,0 +1,235 @@
+"""quantify: sliced inference over whole micrographs counts a defect cut by tile borders once,
+portable model folders, and the command on PNG, TIFF and DM3 files, with and without labels."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tem_lib.classes import preset
+from tem_lib.data import Instance, load_dataset
+from tem_lib.metrics.detection import Detections
+from tem_lib.quantify import (
+    CARD,
+    ModelCard,
+    export_model,
+    load_model,
+    merge_tiles,
+    poisson_interval,
+    quantify,
+    sliced_predict,
+    tile_boxes,
+)
+from tem_lib.simulate import preset as sim_preset
+from tem_lib.simulate import simulate
+
+import userdata
+
+FECRAL = preset("fecral")
+TINY = {"fpn_channels": 16, "representation_size": 32, "mask_head_channels": 16, "pretrained": "none",
+        "class_agnostic_nms": True}
+
+
+def oracle(sample):
+    """A perfect detector: in each tile, every labelled defect that reaches into it, cut to
+    the tile (as a detector sees a defect that the tile border cuts), score 1."""
+    def predict(tiles, offsets):
+        out = []
+        for tile, (x0, y0) in zip(tiles, offsets):
+            h, w = tile.shape
+            boxes, labels, insts = [], [], []
+            for inst in sample.instances:
+                full = np.zeros((h, w), bool)
+                ys, xs = np.nonzero(inst.mask)
+                ys, xs = ys + inst.y0 - y0, xs + inst.x0 - x0
+                keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+                if not keep.any():
+                    continue
+                full[ys[keep], xs[keep]] = True
+                r, c = np.nonzero(full)
+                insts.append(Instance(full[r.min():r.max() + 1, c.min():c.max() + 1], int(c.min()), int(r.min()),
+                                      inst.category_id))
+                boxes.append([c.min(), r.min(), c.max() + 1, r.max() + 1])
+                labels.append(inst.category_id)
+            out.append(Detections(np.array(boxes, float).reshape(-1, 4), labels, np.ones(len(labels)), (h, w),
+                                  "tile", insts))
+        return out
+    return predict
+
+
+@pytest.fixture(scope="module")
+def micrograph():
+    """One simulated 1024-px micrograph with a few hundred defects of three classes."""
+    return simulate(sim_preset(height=1024, width=1024, nm_per_px=1.6, overlap_fraction=0.1), 1, seed=21, workers=1)[0]
+
+
+def test_tiles_cover_the_image_and_overlap():
+    boxes = tile_boxes(1000, 700, 256, 0.25)
+    cover = np.zeros((1000, 700), int)
+    for x1, y1, x2, y2 in boxes:
+        assert x2 - x1 == 256 and y2 - y1 == 256
+        cover[y1:y2, x1:x2] += 1
+    assert cover.min() >= 1 and cover.max() >= 2
+    assert tile_boxes(200, 180, 256, 0.25) == [(0, 0, 180, 200)]
+    with pytest.raises(ValueError, match="overlap"):
+        tile_boxes(1000, 1000, 256, 1.0)
+
+
+def test_a_defect_cut_by_tile_borders_is_counted_once(micrograph):
+    truth = micrograph.instances
+    det = sliced_predict(micrograph.image, oracle(micrograph), 256, "m", overlap=0.25)
+    n_true = len(truth)
+    assert n_true > 150
+    assert abs(len(det) - n_true) <= 0.02 * n_true, (len(det), n_true)
+    for c in FECRAL.ids:  # and per class
+        t, p = sum(i.category_id == c for i in truth), int((det.labels == c).sum())
+        assert abs(p - t) <= max(1, 0.02 * t), (c, p, t)
+    # merged masks are the true masks again: the total defect area agrees within 2 %
+    area_true = np.logical_or.reduce([i.full_mask(micrograph.shape) for i in truth]).sum()
+    area_pred = np.logical_or.reduce([i.full_mask(micrograph.shape) for i in det.instances]).sum()
+    assert abs(area_pred - area_true) <= 0.02 * area_true
+    # without merging, the overlaps would count many defects twice
+    assert sum(len(d) for d in oracle(micrograph)(*_all_tiles(micrograph))) > 1.2 * n_true
+
+
+def _all_tiles(sample, tile=256, overlap=0.25):
+    boxes = tile_boxes(*sample.shape, tile, overlap)
+    return [sample.image[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes], [(x1, y1) for x1, y1, _, _ in boxes]
+
+
+def test_two_defects_of_one_tile_are_never_merged():
+    """A black dot on a loop: the same tile found both; only detections of different tiles merge."""
+    loop = Instance(np.ones((20, 20), bool), 10, 10, 2)
+    dot = Instance(np.ones((3, 3), bool), 15, 15, 1)
+    one = Detections([[10, 10, 30, 30], [15, 15, 18, 18]], [2, 1], [0.9, 0.8], (64, 64), "t", [loop, dot])
+    again = Detections([[0, 0, 10, 20]], [2], [0.7], (64, 64), "t",  # the loop's right half, seen by a tile at x=20
+                       [Instance(np.ones((20, 10), bool), 0, 0, 2)])
+    merged = merge_tiles([(0, one, (0, 0)), (1, again, (20, 10))], (64, 64), "m")
+    assert len(merged) == 2 and sorted(merged.labels.tolist()) == [1, 2]
+    big = merged.instances[int(np.argmax(merged.labels))]
+    assert big.mask.shape == (20, 20) and big.mask.all()
+
+
+def test_poisson_interval():
+    assert poisson_interval(0)[0] == 0 and poisson_interval(0)[1] == pytest.approx(3.689, abs=1e-3)
+    lo, hi = poisson_interval(100)
+    assert 80 < lo < 82 and 121 < hi < 123
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny detector trained for two iterations on simulated crops, exported with a card."""
+    from tem_lib.data import tile_dataset
+    from tem_lib.detection import train_detector
+    root = tmp_path_factory.mktemp("model")
+    crops = tile_dataset(simulate(sim_preset(height=256, width=256), 2, seed=4, workers=1), 256)
+    train_detector(crops, root / "run", TINY, {"epochs": 1, "iters_per_epoch": 2, "batch_size": 2, "warmup_iters": 1},
+                   class_ids=FECRAL.ids, class_names=FECRAL.names, progress=False)
+    return export_model(root / "run", root / "model", FECRAL, tile=256, nm_per_px=crops[0].nm_per_px,
+                        score_threshold=0.3, threshold_source="test")
+
+
+def test_model_folders_carry_their_card_and_refuse_a_mismatch(model_dir, tmp_path):
+    model, card = load_model(model_dir)
+    assert card.classes.matches(FECRAL) and card.tile == 256 and card.score_threshold == 0.3
+    assert card.versions and not model.training
+    with pytest.raises(FileNotFoundError, match="no model.json; not a tem_lib model folder.*export"):
+        load_model(model_dir.parent / "run")
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        load_model(tmp_path / "nope")
+    import shutil
+    bad = shutil.copytree(model_dir, tmp_path / "bad")
+    doc = json.loads((bad / CARD).read_text())
+    doc["classes"]["classes"] = doc["classes"]["classes"][:2]
+    (bad / CARD).write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="do not match the detector's"):
+        load_model(bad)
+    (bad / CARD).write_text(json.dumps({**doc, "format": "yolo"}))
+    with pytest.raises(ValueError, match="not a tem_lib model card"):
+        load_model(bad)
+    with pytest.raises(ValueError, match="trained for class ids"):
+        export_model(model_dir.parent / "run", tmp_path / "x", preset("fecral_cavities"), 256, 0.5, 0.3, "t")
+    assert not (tmp_path / "x").exists()
+    assert ModelCard.from_dict(card.to_dict(), "card") == card
+
+
+def test_quantify_command_on_png_tiff_and_dm3(model_dir, tmp_path, micrograph):
+    from tem_lib.quantify import _main
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    img8 = np.clip(np.rint(micrograph.image * 255), 0, 255).astype(np.uint8)
+    Image.fromarray(img8[:512, :512]).save(folder / "a.png")
+    Image.fromarray(img8[:300, :400]).save(folder / "b.tif")
+    userdata.write_dm3(folder / "c.dm3", micrograph.image[:256, :256] * 1000 + 50, 0.6)
+    out = tmp_path / "out"
+    assert _main([str(model_dir), str(folder), "--out", str(out), "--nm-per-px", "0.6", "--device", "cpu"]) == 0
+    images = pd.read_csv(out / "images.csv")
+    assert list(images.image) == ["a", "b", "c"] and list(images.height_px) == [512, 300, 256]
+    defects = pd.read_csv(out / "defects.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary.image) == {"a", "b", "c", "all"} and len(summary) == 4 * 3
+    allrows = summary[summary.image == "all"].set_index("class_id")
+    assert allrows["count"].sum() == len(defects)
+    assert (allrows.area_unit == "um2").all()
+    assert allrows.area.iloc[0] == pytest.approx((512 * 512 + 300 * 400 + 256 * 256) * 0.6 ** 2 / 1e6)
+    assert (defects.score >= 0.3).all()
+    for name in "abc":
+        assert (out / "overlays" / f"{name}.png").stat().st_size > 1000
+    coco = json.loads((out / "predictions_coco.json").read_text())
+    assert len(coco["annotations"]) == len(defects) and [c["id"] for c in coco["categories"]] == [1, 2, 3]
+    from pycocotools.coco import COCO
+    COCO(str(out / "predictions_coco.json"))  # readable by pycocotools
+    # the DM3 file's own calibration is used without --nm-per-px
+    out2 = tmp_path / "out2"
+    res = quantify(model_dir, [folder / "c.dm3"], out2, overlays=False, progress=False)
+    assert res.images.nm_per_px.iloc[0] == pytest.approx(0.6)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert _main([str(model_dir), str(bad), "--out", str(tmp_path / "o3")]) == 2
+    assert not (tmp_path / "o3").exists()
+
+
+def test_labelled_inputs_are_compared_with_their_labels(model_dir, micrograph, tmp_path):
+    """A perfect stand-in on a labelled dataset: every error 0, every F1 1."""
+    data = userdata.ours(tmp_path / "ours")
+    ds = load_dataset(data)
+    truth = {s.name: s for s in ds}
+
+    def perfect(tiles, offsets):  # which image a tile is from: the one whose pixels it carries
+        out = []
+        for tile, off in zip(tiles, offsets):
+            s = next(s for s in truth.values()
+                     if np.array_equal(s.image[off[1]:off[1] + tile.shape[0], off[0]:off[0] + tile.shape[1]], tile))
+            out += oracle(s)([tile], [off])
+        return out
+    model_nm = json.loads((model_dir / CARD).read_text())["nm_per_px"]
+    res = quantify(model_dir, [data], tmp_path / "out", nm_per_px=model_nm, score=0.5, overlays=False,
+                   progress=False, predict=perfect)
+    comp = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    assert list(comp.class_id) == [1, 2, 3]
+    assert (comp.n_true == comp.n_pred).all()
+    assert np.allclose(comp.density_rel_error.fillna(0), 0) and np.allclose(comp.size_rel_error.fillna(0), 0, atol=1e-9)
+    assert (comp["harmonic_iou0.5"] == 1).all()
+    assert len(res.defects) == sum(len(s.instances) for s in ds)
+
+
+def test_micrographs_at_another_pixel_size_are_resized_to_the_models(model_dir, micrograph, tmp_path):
+    model_nm = json.loads((model_dir / CARD).read_text())["nm_per_px"]
+    Image.fromarray(np.clip(np.rint(micrograph.image[:512, :512] * 255), 0, 255).astype(np.uint8)).save(
+        tmp_path / "m.png")
+    seen = []
+
+    def record(tiles, offsets):  # one 20-px square defect in the first tile, at (10, 10) of the resized image
+        seen.extend(t.shape for t in tiles)
+        return [Detections([[10, 10, 30, 30]], [2], [0.9], t.shape, "t", [Instance(np.ones((20, 20), bool), 10, 10, 2)])
+                if o == (0, 0) else Detections(np.zeros((0, 4)), [], [], t.shape, "t", []) for t, o in zip(tiles, offsets)]
+    res = quantify(model_dir, [tmp_path / "m.png"], tmp_path / "out", nm_per_px=model_nm * 2, overlays=True,
+                   progress=False, predict=record)
+    assert res.images.model_scale.iloc[0] == pytest.approx(2.0)
+    assert res.images.n_tiles.iloc[0] == len(tile_boxes(1024, 1024, 256, 0.25)) and seen[0] == (256, 256)
+    # reported in the micrograph's own pixels (half the resized ones) and in nm at its pixel size
+    d = res.defects.iloc[0]
+    assert len(res.defects) == 1 and d.cx_px == pytest.approx(10, abs=0.6) and d.area_px == 100
+    assert d.major_nm == pytest.approx(d.major_px * model_nm * 2)
+    assert res.predictions[0].shape == (512, 512) and np.allclose(res.predictions[0].boxes, [[5, 5, 15, 15]])
