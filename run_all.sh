@@ -6,7 +6,7 @@
 #   ./run_all.sh --profile paper      # the paper's scale (GPU)
 #   ./run_all.sh --only 01 --force    # one stage, even if up to date
 #   ./run_all.sh --data DIR [--nm-per-px X] [--name NAME]
-#                                     # 01-07 on your own data (COCO, YOLO-seg, ImageJ, gray masks;
+#                                     # 01-07 and 09 on your own data (COCO, YOLO-seg, ImageJ, gray masks;
 #                                     # PNG/JPEG/TIFF/DM3/DM4/EMD/SER), written to runs/NAME/
 #   ./run_all.sh --test [pytest args] # the test suite (what CI runs)
 #   ./run_all.sh --lint               # ruff and committed-clean notebooks (CI runs it first)
@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then  # answers without installing anything
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  echo "Notebook options (python -m tem_lib.pipeline --help once installed): --profile NAME, --only NN,"
+  echo "Notebook options (python -m tem_lib.running.runner --help once installed): --profile NAME, --only NN,"
   echo "--force, -p NAME VALUE, --runs-dir DIR, --data DIR [--nm-per-px X] [--name NAME]."
   exit 0
 fi
@@ -69,4 +69,4 @@ if [ "${1:-}" = "--lint" ]; then  # what the pre-commit hooks check: ruff, noteb
   "$PY" -m ruff check .
   exec "$PY" -m nbstripout --keep-id --verify notebooks/*.ipynb
 fi
-exec "$PY" -m tem_lib.pipeline "$@"
+exec "$PY" -m tem_lib.running.runner "$@"

@@ -29,7 +29,7 @@ def real_crops_and_folds(seed: int = 0, crop: int = 256):
 
     from tem_lib.data import load_dataset, tile_dataset
     require_real_data()
-    micrographs = load_dataset(REAL_DATA)
+    micrographs = load_dataset(REAL_DATA, classes="fecral")  # ImageJ tables: the paper's class codes
     crops = tile_dataset(micrographs, crop, min_area=12)
     sources = sorted({m.source_id for m in micrographs})
     order = [sources[i] for i in np.random.default_rng(seed).permutation(len(sources))]
@@ -49,7 +49,7 @@ def fecral_workspace(work=None):
     try:
         return workspace.load(work)
     except FileNotFoundError:
-        return workspace.prepare(work, REAL_DATA, crop_size=256, n_train=(10, 50), n_splits=2, seed=0,
+        return workspace.prepare(work, REAL_DATA, crop_size=256, n_train=(10, 50), n_splits=2, seed=0, classes="fecral",
                                  test_fraction=0.25, n_val=32)
 
 

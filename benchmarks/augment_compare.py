@@ -14,6 +14,7 @@ its pool, seconds to train). Finished runs are reused (the sweep's rows).
 
     python benchmarks/augment_compare.py --data sim
     python benchmarks/augment_compare.py --data fecral
+    python benchmarks/augment_compare.py --data fecral --n-train 10 --seeds 0 1 --best-ldm --augment ldm inpaint copy_paste
 """
 import argparse
 import time
@@ -21,12 +22,16 @@ import time
 import pandas as pd
 
 from tem_lib import analysis, workspace
-from tem_lib.profiles import load_profile, sweep_section
+from tem_lib.running.profiles import load_profile, sweep_section
 from tem_lib.study import Sweep
 
 from _common import REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results
 
 STRATEGIES = ["ldm", "inpaint", "copy_paste", "simulator"]
+# The generator's best measured settings on real FeCrAl (benchmarks/results/ldm_realdata.md: the
+# mask-weighted loss with guidance 4 found the most defects under their masks).
+BEST_LDM = {"guidance_scale": 4.0, "quality_filter": True}
+BEST_LDM_MODEL = {"mask_weight": 4.0}
 
 
 def main():
@@ -37,17 +42,28 @@ def main():
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--splits", type=int, nargs="*", default=None, help="only these splits (default: all)")
+    ap.add_argument("--n-train", type=int, nargs="*", default=None, help="only these N (default: all)")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None,
+                    help="training seeds per cell (default: the profile's); 2+ put training noise in the intervals")
+    ap.add_argument("--best-ldm", action="store_true",
+                    help="the generator at its best measured real-data settings (ldm_realdata.md): mask-weighted "
+                         "loss (mask_weight 4), guidance 4, quality filter on; for ldm and inpaint")
     args = ap.parse_args()
     prof = load_profile("compare", ROOT)
     sweep_cfg = {**sweep_section(prof), "augment": args.augment}
-    if args.splits:
-        sweep_cfg["splits"] = args.splits
+    for key, value in (("splits", args.splits), ("n_train", args.n_train), ("seeds", args.seeds)):
+        if value:
+            sweep_cfg[key] = value
+    if args.best_ldm:
+        sweep_cfg.update(BEST_LDM, ldm_config={**sweep_cfg.get("ldm_config", {}), **BEST_LDM_MODEL})
     if args.data == "sim":
         ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
         name, what = "augment_sim", "simulated (quick-profile workspace)"
     else:
         ws = fecral_workspace(args.work_dir)
         name, what = "augment_realdata", f"real FeCrAl ({REAL_DATA.name}), 2 splits by micrograph"
+    if args.best_ldm:
+        what += "; generator: mask_weight 4, guidance 4, quality filter on"
     sweep = Sweep(ws, sweep_cfg, device=args.device, progress=False)
     t0 = time.perf_counter()
     rows = sweep.run_all()
@@ -56,21 +72,24 @@ def main():
         tables["val"] = analysis.gain_table(sweep, n_boot=args.n_boot, threshold="val")
     gains = pd.concat(tables.values(), ignore_index=True)
     pooled = gains[(gains["split"] == "pooled") & (gains["metric"] == "harmonic")][
-        ["threshold", "augment", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
+        ["threshold", "augment", "n_train", "seed", "gain", "ci_low", "ci_high", "p_gain_positive"]]
     cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]]
     cost = cost.mean().reset_index()
     verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
     notes = f"""
-Data: {what}; the quick profile's sweep: splits {sorted(int(x) for x in rows.split.unique())},
+Data: {what}; the compare profile's sweep: splits {sorted(int(x) for x in rows.split.unique())},
 N {sorted(int(x) for x in rows.n_train.unique())}, amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)},
 strategies {args.augment}; every detector: the same
-architecture, iterations and schedule (`training` {sweep.cfg.training}). Gains over EXP (same split, N, seed) in the
-headline (harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
+architecture, initialisation, iterations and schedule (`detector` {sweep.cfg.detector}, `training` {sweep.cfg.training}).
+Generator: guidance {sweep.cfg.guidance_scale}, quality filter {sweep.cfg.quality_filter},
+`ldm_config` {sweep.cfg.ldm_config}. Gains over EXP (same split, N, seed) in the headline
+(harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
 ({args.n_boot} replicates), pooled over splits replicate by replicate. `threshold`: `paper` = every detection with
 score >= 0.1; `val` = above the score threshold chosen per run on the split's validation crops (never test). Wall time
 of this invocation {time.perf_counter() - t0:.0f} s (finished runs reused), device {args.device}.
 
-Pooled headline gains:
+Pooled headline gains (per training seed; `seed` all: pooled over splits and seeds, the interval from a two-level
+bootstrap over seeds and test crops, so it holds training noise too):
 
 {markdown_table(pooled.round(3))}
 

@@ -75,7 +75,7 @@ def main():
     crops = tile_dataset(simulate(preset(height=1024, width=1024), 4, seed=0, workers=1), 256)
     cfg = DetectorConfig(**(PAPER if args.paper else {"pretrained": "none"}))
     torch.manual_seed(0)
-    model = build_maskrcnn(cfg).to(device)
+    model = build_maskrcnn(cfg, (1, 2, 3)).to(device)  # the simulator's three classes
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     g = torch.Generator().manual_seed(0)
     ds = DetectionDataset(crops, augment=True, generator=g)

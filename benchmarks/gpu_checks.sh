@@ -32,7 +32,7 @@ step() {  # step NAME SECONDS COMMAND...
 }
 
 step detection_speed 120 python3 benchmarks/detection_speed.py --device cuda --paper
-step paper_lite_01 180 python3 -m tem_lib.pipeline --profile paper_lite --only 01 -p work_dir '"/tmp/pl/work"' \
+step paper_lite_01 180 python3 -m tem_lib.running.runner --profile paper_lite --only 01 -p work_dir '"/tmp/pl/work"' \
   --runs-dir /tmp/pl/nb
 # the foundation first, then the generators: the timeout cuts the generators, not the foundation
 step foundation_paper_lite 480 python3 -m tem_lib.study --profile paper_lite --work-dir /tmp/pl/work --prepare \

@@ -27,7 +27,7 @@ from tem_lib import workspace
 from tem_lib.ldm import reconstruction_report
 from tem_lib.ldm.synthesis import generate
 from tem_lib.metrics import fidelity_table, frechet_by_group, texture_features
-from tem_lib.profiles import load_profile, sweep_section
+from tem_lib.running.profiles import load_profile, sweep_section
 from tem_lib.segmentation import predict, train_segmenter
 from tem_lib.study import Sweep
 

@@ -1,7 +1,7 @@
 """The quick profile end to end from a clean work folder: wall time per notebook, total wall
 time and peak memory (target on the 2-core machine: under 45 minutes, peak RSS under 8 GB).
 
-Runs ``python -m tem_lib.pipeline --profile quick --force`` in-process with a fresh work folder
+Runs ``python -m tem_lib.running.runner --profile quick --force`` in-process with a fresh work folder
 and a fresh simulated dataset (so notebook 01's simulation counts too) under
 ``runs/bench-quick/``; the figures go to ``figures/`` (the committed quick-profile figures),
 unless ``--figures-dir`` says otherwise. Memory is the resident set size of this process and all
@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import psutil
 
-from tem_lib.pipeline import run_pipeline
+from tem_lib.running.runner import run_pipeline
 
 from _common import ROOT, write_results
 

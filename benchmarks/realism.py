@@ -115,7 +115,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    real = load_dataset(require_real_data())
+    real = load_dataset(require_real_data(), classes="fecral")
     sim = simulate(preset(), args.n_sim, seed=args.seed)
     table = compare(per_image_stats(real), per_image_stats(sim))
     t0 = time.perf_counter()

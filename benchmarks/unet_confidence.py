@@ -15,7 +15,7 @@ import argparse
 import time
 
 from tem_lib import workspace
-from tem_lib.profiles import load_profile
+from tem_lib.running.profiles import load_profile
 from tem_lib.unet_study import UNetStudy, claims_table, metric_table
 
 from _common import FECRAL_WORK, REAL_DATA, ROOT, fecral_workspace, markdown_table, write_results

@@ -9,7 +9,7 @@ import pandas as pd
 from .data import load_dataset
 from .metrics import frechet_distance, kernel_distance, texture_features
 from .metrics.detection import above, paired_bootstrap, summarize_gains
-from .utils import read_json
+from .utils import Stream, derive_seed, read_json
 
 METRICS = ("det_f1", "cls_f1", "harmonic")
 
@@ -63,7 +63,40 @@ def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, thres
         obs = g.groupby("metric")["gain"].mean().to_dict()
         pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, amount=amount, augment=g_, seed=s,
                                                        run="pooled"))
+    if gains["seed"].nunique() > 1:
+        pooled += _pooled_over_seeds(gains, reps, n_boot, seed)
     return pd.concat([gains, *pooled], ignore_index=True).assign(threshold=threshold)
+
+
+def _pooled_over_seeds(gains: pd.DataFrame, reps: dict, n_boot: int, seed: int) -> list[pd.DataFrame]:
+    """Rows with ``seed == "all"``: per split and pooled over splits, the gain averaged over the
+    training seeds, with an interval that holds training noise as well as test-crop noise (a
+    two-level bootstrap: each replicate resamples the seeds of every split with replacement,
+    then the test crops, as the per-seed replicates already do, on the same crop resample)."""
+    rng = np.random.default_rng(derive_seed(seed, Stream.TRAINING_NOISE_BOOTSTRAP))
+    out = []
+    for (g_, n, amount), g in gains.groupby(["augment", "n_train", "amount"], sort=False):
+        runs = g.drop_duplicates("run").groupby("split", sort=False)["run"].apply(list)
+        drawn = {}
+        for split, ids in runs.items():
+            stack = np.stack([reps[i].to_numpy() for i in ids])  # (seeds, replicates, metrics)
+            pick = rng.integers(0, len(ids), size=(len(ids), stack.shape[1]))
+            drawn[split] = np.take_along_axis(stack, pick[:, :, None], axis=0).mean(0)
+        columns = reps[runs.iloc[0][0]].columns
+        for split, rep in [*drawn.items(), ("pooled", sum(drawn.values()) / len(drawn))]:
+            sel = g if split == "pooled" else g[g["split"] == split]
+            obs = sel.groupby("metric")["gain"].mean().to_dict()
+            out.append(summarize_gains(obs, pd.DataFrame(rep, columns=columns)).assign(
+                split=split, n_train=n, amount=amount, augment=g_, seed="all", run="pooled" if split == "pooled" else
+                f"{g_}-n{n}-{amount}-split{split}-all-seeds"))
+    return out
+
+
+def one_per_cell(gains: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`gain_table` to plot, one per (strategy, amount, N, split, metric): those
+    pooled over training seeds (``seed == "all"``) when the sweep has several seeds, else all."""
+    many = gains["seed"].astype(str).eq("all")
+    return gains[many] if many.any() else gains
 
 
 def verdict(row) -> str:
@@ -85,11 +118,14 @@ def verdict_table(gains: pd.DataFrame) -> pd.DataFrame:
 def f1_long(rows: pd.DataFrame) -> pd.DataFrame:
     """Sweep rows in long form: one value per (run, metric, IoU), with ``setting`` the run's
     condition: EXP, EXP+GEN (amount) for the paper's LDM, EXP+<strategy> (amount)."""
-    ious = sorted({float(c.split("@")[1]) for c in rows.columns if c.startswith("harmonic@")})
+    from .study.rows import metric_column, metric_ious, parse_metric_column
+    ious = metric_ious(rows.columns, "harmonic")
     rows = rows.assign(setting=rows["condition"])
     long = rows.melt(id_vars=["id", "split", "n_train", "seed", "setting"],
-                     value_vars=[f"{m}@{t:g}" for m in METRICS for t in ious])
-    long[["metric", "iou"]] = long["variable"].str.split("@", expand=True)
+                     value_vars=[metric_column(m, t) for m in METRICS for t in ious])
+    parsed = [parse_metric_column(v) for v in long["variable"]]
+    long["metric"] = [p[1] for p in parsed]
+    long["iou"] = [f"{p[2]:g}" for p in parsed]
     return long.drop(columns="variable")
 
 

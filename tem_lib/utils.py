@@ -41,6 +41,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
 SEED_STRIDE = 1_000_003  # a prime: streams of neighbouring seeds never collide for < 1e6 indices
 
 
+class Stream:
+    """Named random streams of :func:`derive_seed` (``derive_seed(seed, Stream.COPY_PASTE)``).
+    The values are fixed: changing one changes every result drawn from it. (Simulated images,
+    annotations and splits use numpy's ``default_rng([seed, i])`` per item instead, a rule kept
+    so that datasets made before stay byte-identical.)"""
+    LDM_TRAINING = 7  # the cell's generator training
+    COPY_PASTE = 11  # copy-paste placements
+    PRIOR_MAPS = 13  # label maps drawn from the cell's prior for the LDM's pool
+    SYNTHESIS = 17  # the LDM's sampling noise
+    INPAINT_PLACES = 19  # where inpainting puts new defects
+    INPAINT_NOISE = 23  # inpainting's sampling noise (per batch: derive_seed(that, first index))
+    SD_PLACES = 29  # Stable Diffusion inpainting: places
+    SD_NOISE = 31  # Stable Diffusion inpainting: noise
+    TRAINING_NOISE_BOOTSTRAP = 101  # seeds resampled in gains pooled over training seeds
+    SIZE_BOOTSTRAP = 211  # defects resampled for the size intervals of tem_lib.quantify
+
+
 def derive_seed(seed: int, index: int = 0) -> int:
     """The project's one rule for sub-seeds: stream ``index`` (an image, a step, an epoch) of
     ``seed`` is ``seed * 1_000_003 + index``. Everything seeded per item uses it, so a resumed or

@@ -32,6 +32,8 @@ STAGES = {
     "detector": "one folder per detector run: weights, history, predictions, metrics (the sweep)",
     "rows": "one JSON result row per sweep run",
     "unet": "the U-Net confidence study (notebook 08): pretrained encoder, one folder per model, rows",
+    "models": "portable detectors for tem_lib.quantify (models/best: the sweep's best by validation headline)",
+    "quantify": "the best detector applied to whole held-out micrographs (notebook 09)",
 }
 
 
@@ -127,6 +129,11 @@ class Workspace:
         """Every crop of the training micrographs of ``split``."""
         src = set(self._split(split)["train_sources"])
         return [c for c in self.crops if c.source_id in src]
+
+    def test_micrographs(self, split: int) -> list[Sample]:
+        """The whole held-out micrographs of ``split`` (the test crops are tiles of these)."""
+        src = set(self._split(split)["test_sources"])
+        return [m for m in self.micrographs if m.source_id in src]
 
     # ------------------------------------------------------------------ places
     def path(self, stage: str, split: int | None = None, n: int | None = None, *parts) -> Path:

@@ -224,7 +224,7 @@ def test_yolo_reader_reads_or_refuses_any_line(tmp_path_factory, k, coords):
 
 # ----------------------------------------------------------------------------- parameters
 def test_misspelt_parameter_is_refused_with_the_known_ones(tmp_path, capsys):
-    from tem_lib.pipeline import main
+    from tem_lib.running.runner import main
     assert main(["--profile", "smoke", "--only", "01", "-p", "n_trian", "[5]", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "-p n_trian: no notebook of this run declares it" in err and "'n_train'" in err
@@ -233,7 +233,7 @@ def test_misspelt_parameter_is_refused_with_the_known_ones(tmp_path, capsys):
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_bad_pixel_size_is_refused(tmp_path, capsys, value):
-    from tem_lib.pipeline import main
+    from tem_lib.running.runner import main
     data = coco_folder(tmp_path / "d", GOOD)
     assert main(["--data", str(data), "--nm-per-px", value, "--only", "01", "--runs-dir", str(tmp_path / "r")]) == 2
     assert "--nm-per-px must be a positive number" in capsys.readouterr().err
@@ -258,7 +258,7 @@ def test_bad_split_parameters_are_refused_before_reading(tmp_path, kw, words):
 def test_dataset_fingerprint_follows_the_content(tmp_path):
     import os
 
-    from tem_lib.pipeline import dataset_fingerprint
+    from tem_lib.running.runner import dataset_fingerprint
     root = coco_folder(tmp_path / "d", GOOD)
     a = dataset_fingerprint(root)
     assert dataset_fingerprint(root) == a

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tem_lib import cluster
+from tem_lib.running import cluster
 from tem_lib.study import Sweep
 
 TINY = {"splits": [0], "n_train": [2], "amounts": [0, 2], "augment": ["copy_paste"], "n_test": 2, "n_val": 2,
@@ -37,6 +37,7 @@ def test_local_executor_runs_a_smoke_sweep_end_to_end(ws):
     assert cluster.submit(ws.work_dir, TINY, cluster="local", wait=True, log=lambda *a: None) == []
 
 
+@pytest.mark.slow  # protects: --wait --max-retries resubmits a failed run (the end-to-end test above covers submit)
 def test_failed_runs_are_resubmitted(ws, monkeypatch):
     cfg = {**TINY, "seeds": [1]}
     calls = {}

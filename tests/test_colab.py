@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tem_lib import colab
+from tem_lib.running import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -18,7 +18,7 @@ def test_every_notebook_starts_with_the_cell():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
-        assert first.source == colab.CELL, f"{path.name}: run python -m tem_lib.colab --write-cells"
+        assert first.source == colab.CELL, f"{path.name}: run python -m tem_lib.running.colab --write-cells"
 
 
 def test_cell_does_nothing_outside_colab(monkeypatch):

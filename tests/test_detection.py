@@ -93,9 +93,9 @@ def test_missing_pretrained_weights_fail_clearly(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert cached_weights_path("coco").parent == tmp_path / "checkpoints"
     with pytest.raises(PretrainedWeightsMissing, match="not found. Copy the file there"):
-        build_maskrcnn(DetectorConfig(**{**TINY, "pretrained": "imagenet"}))
+        build_maskrcnn(DetectorConfig(**{**TINY, "pretrained": "imagenet"}), (1, 2, 3))
     # "auto" falls back to training from scratch, and says so
-    assert build_maskrcnn(DetectorConfig(**{**TINY, "pretrained": "auto"})).tem_info["pretrained"] == "none"
+    assert build_maskrcnn(DetectorConfig(**{**TINY, "pretrained": "auto"}), (1, 2, 3)).tem_info["pretrained"] == "none"
 
 
 def test_mixed_indices_ratio_and_reproducibility():

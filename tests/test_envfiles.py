@@ -1,9 +1,9 @@
 """Binder's requirements are the lock's pins (minus CUDA-only packages), kept in sync."""
-from tem_lib import envfiles
+from tem_lib.running import envfiles
 
 
 def test_binder_requirements_follow_the_lock():
-    assert envfiles.main(["--check"]) == 0, "run python -m tem_lib.envfiles"
+    assert envfiles.main(["--check"]) == 0, "run python -m tem_lib.running.envfiles"
     lock = envfiles.lock_pins((envfiles.root() / "requirements-lock.txt").read_text())
     binder = envfiles.lock_pins((envfiles.root() / "binder" / "requirements.txt").read_text())
     assert binder[0] == f"--extra-index-url {envfiles.CPU_INDEX}"

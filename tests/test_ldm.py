@@ -12,8 +12,8 @@ from tem_lib.data.sample import Instance
 from tem_lib.ldm import LDMConfig, MaskEncoder, load_pipeline, one_hot, train_ldm
 from tem_lib.ldm.autoencoder import defect_contrast, survival_table
 from tem_lib.ldm.config import TrainConfig
+from tem_lib.ldm.loop import fit
 from tem_lib.ldm.synthesis import generate, synthesize
-from tem_lib.ldm.trainer import fit
 
 TINY = {"autoencoder": {"block_out_channels": [8, 16, 16], "norm_num_groups": 8},
         "denoiser": {"block_out_channels": [16, 32], "attention_levels": [1], "norm_num_groups": 8,

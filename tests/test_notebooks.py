@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tem_lib.data.splits import load_splits
-from tem_lib.pipeline import NotebookFailed, list_notebooks, run_pipeline
+from tem_lib.running.runner import NotebookFailed, list_notebooks, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,6 +219,24 @@ def test_08_tested_the_seeds_claims_on_both_tasks(smoke_run):
     assert (out / "work" / "unet" / "pretrain" / "resnet18-encoder.safetensors").is_file()
 
 
+def test_09_quantified_the_held_out_micrographs_with_the_best_detector(smoke_run):
+    out, _, _ = smoke_run
+    from tem_lib.quantify import load_model
+    _, card = load_model(out / "work" / "models" / "best")  # portable: loads from its folder alone
+    assert card.source["run"].startswith("split0-") and 0 < card.score_threshold < 1
+    assert card.tile == 256 and card.nm_per_px > 0 and "validation crops" in card.threshold_source
+    q = out / "work" / "quantify" / "split0"
+    for name in ("defects.csv", "summary.csv", "images.csv", "predictions_coco.json", "comparison.csv"):
+        assert (q / name).is_file(), name
+    images = pd.read_csv(q / "images.csv")
+    assert len(images) == 2 and (images.height_px == 512).all()  # the whole held-out micrographs, not crops
+    assert sorted((q / "overlays").glob("*.png"))
+    comparison = pd.read_csv(out / "figures" / "09_comparison.csv")
+    assert list(comparison.class_id) == [1, 2, 3] and comparison.n_true.sum() > 0
+    for name in ("09_overlays", "09_sizes", "09_densities"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+
+
 def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, capsys):
     import tem_lib.detection.experiment as experiment
     from tem_lib import study
@@ -279,7 +297,7 @@ def test_notebooks_are_committed_clean():
 
 
 def test_profile_parameters_are_checked_and_filtered(tmp_path):
-    from tem_lib.pipeline import main, notebook_parameters
+    from tem_lib.running.runner import main, notebook_parameters
     nb_path = ROOT / "notebooks" / "01_data_exploration.ipynb"
     prof = {"common": {"seed": 3, "device": "cpu"}, "01_data_exploration": {"n_micrographs": 2}}
     params = notebook_parameters(nb_path, prof, {"seed": 4})

@@ -35,6 +35,7 @@ def plain(tmp_path_factory):
     return json.loads((out / "rank0.json").read_text())
 
 
+@pytest.mark.slow  # protects: `accelerate launch` gives the plain run (torchrun with 2 processes is tested below)
 def test_accelerate_launch_one_process_is_the_plain_run(plain, tmp_path):
     out, ranks = _launch([str(BIN / "accelerate"), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
                           "--mixed_precision", "no", "--dynamo_backend", "no"], tmp_path, "one")

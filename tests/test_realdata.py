@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.realdata,
 
 
 def test_imagej_reader_finds_all_688_defects():
-    samples = load_dataset(REAL)
+    samples = load_dataset(REAL, classes="fecral")
     assert len(samples) == 8
     counts = Counter(i.category_id for s in samples for i in s.instances)
     assert counts == {1: 353, 2: 199, 3: 136}  # black dot, 1/2<111>, <100>

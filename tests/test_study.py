@@ -80,7 +80,7 @@ def test_every_profile_builds_its_sweep_models_and_detector(name):
     """A typo in a GPU profile must fail here, not an hour into a lent machine's run."""
     from tem_lib.detection.config import DetectorConfig, DetTrainConfig
     from tem_lib.ldm import LDMConfig
-    from tem_lib.profiles import load_profile
+    from tem_lib.running.profiles import load_profile
     from tem_lib.study import SweepConfig
     cfg = SweepConfig.from_dict(load_profile(name, ROOT)["common"].get("sweep"))
     LDMConfig.from_dict(cfg.ldm_config)
@@ -104,3 +104,64 @@ def test_runs_finished_before_folders_carried_the_settings_hash_are_found(small_
         assert other.run_dir(other.runs[0]) != legacy  # other settings: a new folder
     finally:
         sweep.row_path(run["id"]).unlink()
+
+
+def test_gains_pooled_over_seeds_hold_the_training_noise():
+    """Two training seeds that disagree widen the pooled interval; seeds that agree do not."""
+    import pandas as pd
+
+    from tem_lib.analysis import _pooled_over_seeds
+    metrics = ["det_f1", "cls_f1", "harmonic"]
+
+    def table(seed_gains):
+        rows, reps = [], {}
+        for (split, seed), g in seed_gains.items():
+            rid = f"split{split}-seed{seed}"
+            reps[rid] = pd.DataFrame(np.full((200, 3), g) + np.random.default_rng(seed).normal(0, 1e-3, (200, 3)),
+                                     columns=metrics)
+            rows += [{"metric": m, "gain": g, "split": str(split), "n_train": 10, "amount": "2x", "augment": "ldm",
+                      "seed": seed, "run": rid} for m in metrics]
+        return pd.DataFrame(rows), reps
+
+    agree = _pooled_over_seeds(*table({(0, 0): 0.05, (0, 1): 0.05, (1, 0): 0.05, (1, 1): 0.05}), 200, 0)
+    assert [g["split"].iloc[0] for g in agree] == ["0", "1", "pooled"]
+    agree = agree[-1]
+    h = agree.set_index("metric").loc["harmonic"]
+    assert h.gain == pytest.approx(0.05) and h.ci_high - h.ci_low < 0.01 and agree["seed"].eq("all").all()
+    split0, _, split = _pooled_over_seeds(*table({(0, 0): 0.2, (0, 1): -0.2, (1, 0): 0.0, (1, 1): 0.0}), 200, 0)
+    assert split0.set_index("metric").loc["harmonic", "ci_low"] == pytest.approx(-0.2, abs=0.01)
+    h = split.set_index("metric").loc["harmonic"]
+    # split 0's seeds resampled: its mean is -0.2, 0 or +0.2; pooled with split 1 that is -0.1..+0.1
+    assert h.gain == pytest.approx(0.0) and h.ci_low == pytest.approx(-0.1, abs=0.01)
+    assert h.ci_high == pytest.approx(0.1, abs=0.01) and 0.3 < h.p_gain_positive < 0.7
+
+
+def test_row_columns_are_written_and_parsed_in_one_place():
+    from tem_lib.study.rows import VAL_PREFIX, metric_column, metric_ious, parse_metric_column, size_column
+    assert metric_column("harmonic", 0.5) == "harmonic@0.5" and metric_column("f1_loop", 0.1, VAL_PREFIX) == \
+        "valthr_f1_loop@0.1"
+    for prefix in ("", VAL_PREFIX):
+        for metric in ("det_f1", "f1_空洞", "f1_loop_111"):
+            assert parse_metric_column(metric_column(metric, 0.7, prefix)) == (prefix, metric, 0.7)
+    assert parse_metric_column("val_threshold") is None and parse_metric_column("a@b") is None
+    cols = ["harmonic@0.5", "harmonic@0.1", "valthr_harmonic@0.3", "det_f1@0.7", "id"]
+    assert metric_ious(cols) == [0.1, 0.5] and metric_ious(cols, prefix=VAL_PREFIX) == [0.3]
+    assert size_column("density", "loop") == "density_err_loop"
+    with pytest.raises(ValueError):
+        size_column("count", "loop")
+
+
+def test_a_refitted_prior_gets_a_new_pool(small_ws):
+    """Pools are keyed by the prior itself, not only its kind: a refitted prior never meets an old pool."""
+    from tem_lib.priors import fit_prior
+    from tem_lib.priors.cells import cell_prior, save_cell_prior
+    sweep = Sweep(small_ws, {"splits": [0], "n_train": [2], "amounts": [0, 2]})
+    original = cell_prior(small_ws, 0, 2, "parametric")
+    before = sweep.pool_dir(0, 2)
+    try:
+        save_cell_prior(small_ws, 0, 2, "parametric", fit_prior(small_ws.train(0, 4), "parametric",
+                                                                 classes=small_ws.classes))
+        assert sweep.pool_dir(0, 2) != before and sweep.pool_dir(0, 2).parent == before.parent
+    finally:
+        save_cell_prior(small_ws, 0, 2, "parametric", original)
+    assert sweep.pool_dir(0, 2) == before

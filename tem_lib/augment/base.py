@@ -60,6 +60,15 @@ class Augmentation:
     use: ClassVar[str] = "mix"  # "mix" or "pretrain"
     shared: ClassVar[bool] = False  # True: the output does not depend on the cell (made once per study)
     Config: ClassVar[type] = None
+    label: ClassVar[str] = ""  # in condition names and legends: EXP+<label> (amount); default: the name
+    id_prefix: ClassVar[str] = ""  # in run ids: split0-n10-<id_prefix><amount>-seed0; default: the name
+
+    @classmethod
+    def sweep_defaults(cls, sweep) -> dict:
+        """What this strategy takes from the sweep's own settings (a
+        :class:`~tem_lib.study.SweepConfig`) before its ``augment_config`` entry: nothing,
+        unless a strategy says otherwise (the generator's settings, the detector's training)."""
+        return {}
 
     def __init__(self, config=None):
         self.config = config if isinstance(config, self.Config) else from_dict(
@@ -97,6 +106,23 @@ class Augmentation:
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
         """Write the dataset folder (``tem_lib.data.write_dataset``); add facts to ``meta``."""
         raise NotImplementedError
+
+    def pretrain(self, pool, out_dir, detector: dict, training: dict, seed: int, device="cpu",
+                 progress: bool = False) -> Path:
+        """For ``use = "pretrain"``: a detector trained on ``pool`` (with the pool's own classes)
+        in ``out_dir``, to fine-tune on the cell's real crops; trained once (a finished one is
+        found). ``training``: the sweep's detector training, under the strategy's own
+        ``pretrain`` settings where its config has them."""
+        if self.use != "pretrain":
+            raise TypeError(f"augmentation {self.name!r} mixes its pairs into training; it does not pretrain")
+        from ..data import load_dataset
+        from ..detection import train_detector
+        out_dir = Path(out_dir)
+        if not (out_dir / "model.safetensors").is_file() or not (out_dir / "detector.json").is_file():
+            train_detector(load_dataset(pool), out_dir, detector,
+                           {**training, **getattr(self.config, "pretrain", {}), "seed": seed}, device=device,
+                           progress=progress)
+        return out_dir
 
 
 def get_strategy(name: str, config: dict | None = None) -> Augmentation:

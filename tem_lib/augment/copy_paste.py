@@ -20,7 +20,7 @@ from skimage.transform import rescale
 
 from ..data import write_dataset
 from ..data.sample import Instance, Sample
-from ..utils import derive_seed
+from ..utils import Stream, derive_seed
 from .base import Augmentation, Cell, register
 
 
@@ -103,7 +103,7 @@ class CopyPaste(Augmentation):
 
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
         c = self.config
-        rng = np.random.default_rng(derive_seed(cell.seed, 11))
+        rng = np.random.default_rng(derive_seed(cell.seed, Stream.COPY_PASTE))
         sources = _sources(cell.train, c.margin)
         if not sources:
             raise ValueError(f"{out_dir}: copy_paste needs labelled defects in the training crops; the cell has none")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data import write_dataset
 from ..data.sample import Sample
-from ..utils import derive_seed
+from ..utils import Stream, derive_seed
 from .base import Augmentation, Cell, register
 from .ldm import new_defect_region, place_new_defects
 
@@ -89,7 +89,7 @@ class SDInpaint(Augmentation):
         missing = [k.name for k in cell.classes if k.name not in prompts]
         if missing:
             raise ValueError(f"{out_dir}: no inpainting prompt for the classes {missing}; set prompts: {{name: text}}")
-        rng = np.random.default_rng(derive_seed(cell.seed, 29))
+        rng = np.random.default_rng(derive_seed(cell.seed, Stream.SD_PLACES))
         proposals = cell.prior.sample(n, cell.crop_size, generator=rng, name="sd", nm_per_px=cell.nm_per_px)
         samples, added = [], 0
         for i, proposal in enumerate(proposals):
@@ -104,7 +104,7 @@ class SDInpaint(Augmentation):
                     continue
                 init = Image.fromarray((image * 255).round().astype(np.uint8)).convert("RGB").resize(size)
                 mask = Image.fromarray(region.astype(np.uint8) * 255).resize(size, Image.NEAREST)
-                g = torch.Generator().manual_seed(derive_seed(cell.seed, 31) * 1000003 + i)
+                g = torch.Generator().manual_seed(derive_seed(derive_seed(cell.seed, Stream.SD_NOISE), i))
                 out = pipe(prompt=prompts[cls.name], negative_prompt=c.negative_prompt, image=init, mask_image=mask,
                            num_inference_steps=c.steps, guidance_scale=c.guidance_scale, strength=c.strength,
                            height=size[1], width=size[0], generator=g).images[0]

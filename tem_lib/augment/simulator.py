@@ -53,6 +53,11 @@ class SimulatorPretraining(Augmentation):
     shared = True
     Config = SimulatorAugmentConfig
 
+    @classmethod
+    def sweep_defaults(cls, sweep) -> dict:
+        """Pretraining follows the sweep's detector training unless ``pretrain`` says otherwise."""
+        return {"pretrain": dict(sweep.training)}
+
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
         c = self.config
         cfg = simulator_config(c)

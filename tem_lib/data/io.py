@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..classes import ClassSet, preset, resolve_classes
+from ..classes import ClassSet, resolve_classes
 from ..utils import read_json, write_json
 from . import readers
+from .formats import detect_format, formats, get_format, register_format
 from .images import to_uint8
 from .sample import LabelMap, Sample
-
-FORMATS = ("coco", "imagej", "graymask", "yolo")
 
 
 class Dataset(list):
@@ -38,6 +37,7 @@ class Dataset(list):
         self.classes = classes
         self.root = Path(root) if root is not None else None
         self.format = format
+        self.metadata: dict = {}  # the folder's metadata.json (e.g. how a synthetic pool was made)
         for s in self:
             classes.check_ids({i.category_id for i in s.instances}, f"{self.root or 'dataset'}: {s.name}")
 
@@ -60,34 +60,98 @@ def _coco_files(root: Path) -> list[Path]:
     return cands
 
 
-def detect_format(root) -> str:
-    """``coco``, ``imagej``, ``graymask`` or ``yolo`` for a dataset path (folder or file)."""
-    root = Path(root)
+def _is_coco(root: Path) -> bool:
     if root.is_file():
-        if root.suffix.lower() == ".json":
-            return "coco"
-        if root.suffix.lower() in (".yaml", ".yml"):
-            return "yolo"
-        raise ValueError(f"{root}: a dataset is a folder, a COCO .json or a YOLO data.yaml")
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found")
+        return root.suffix.lower() == ".json"
     if (root / "annotations.json").is_file():  # what write_dataset writes (masks/ beside it)
-        return "coco"
-    labels = root / "labels"
-    if labels.is_dir() and any(labels.glob("*_results.csv")):
-        return "imagej"
-    if labels.is_dir() and any(labels.rglob("*.txt")):
-        return "yolo"
-    if (root / "masks").is_dir():
-        return "graymask"
+        return True
+    if (root / "labels").is_dir() or (root / "masks").is_dir():
+        return False
     coco = _coco_files(root)
-    if len(coco) == 1:
-        return "coco"
     if len(coco) > 1:
         raise ValueError(f"{root}: several COCO files ({', '.join(p.name for p in coco)}); pass the one to "
                          "read as the dataset path")
-    raise ValueError(f"{root}: no COCO json, labels/*_results.csv (ImageJ), labels/*.txt (YOLO) or masks/ "
-                     "folder: not a dataset in a format tem_lib reads")
+    return len(coco) == 1
+
+
+def _is_imagej(root: Path) -> bool:
+    return root.is_dir() and (root / "labels").is_dir() and any((root / "labels").glob("*_results.csv"))
+
+
+def _is_yolo(root: Path) -> bool:
+    if root.is_file():
+        return root.suffix.lower() in (".yaml", ".yml")
+    return (root / "labels").is_dir() and any((root / "labels").rglob("*.txt"))
+
+
+def _is_graymask(root: Path) -> bool:
+    return root.is_dir() and (root / "masks").is_dir()
+
+
+def _needs_classes(root: Path, what: str, how: str) -> ValueError:
+    return ValueError(
+        f"{root}: {what} carry no class names, so the class set must be declared: classes='fecral' for the "
+        f"paper's FeCrAl {how} (./run_all.sh --data DIR -p classes fecral), a list of names, or a "
+        f"'classes' entry in {root / 'metadata.json'}")
+
+
+def _read_coco(root: Path, classes=None, images_dir=None) -> Dataset:
+    if root.is_file():
+        ann = root
+    else:
+        files = [root / "annotations.json"] if (root / "annotations.json").is_file() else _coco_files(root)
+        if len(files) != 1:
+            raise ValueError(f"{root}: expected one COCO json, found {[p.name for p in files] or 'none'}")
+        ann = files[0]
+    samples, classes = readers.read_coco(ann, images_dir, classes)
+    return Dataset(samples, classes, root, "coco")
+
+
+def _read_yolo(root: Path, classes=None, images_dir=None) -> Dataset:
+    folder = root.parent if root.is_file() else root
+    samples, declared = readers.read_yolo(folder, images_dir)
+    if classes is not None and not classes.matches(declared):
+        raise ValueError(f"{folder}: YOLO names {list(declared.names)} (ids 1..) differ from the class set "
+                         f"{classes.name!r} {[(c.id, c.name) for c in classes]}")
+    return Dataset(samples, classes or declared, root, "yolo")
+
+
+def _read_imagej(root: Path, classes=None, images_dir=None) -> Dataset:
+    if classes is None:
+        raise _needs_classes(root, "ImageJ tables (labels/*_results.csv) give class codes that",
+                             "codes (0 = 1/2<111> loop, 1 = black dot, 2 = <100> loop)")
+    return Dataset(readers.read_imagej(root, classes, images_dir), classes, root, "imagej")
+
+
+def _read_graymask(root: Path, classes=None, images_dir=None) -> Dataset:
+    if classes is None:
+        raise _needs_classes(root, "gray-level masks (masks/*.png) give gray levels that",
+                             "gray levels (85 <100> loop, 170 1/2<111> loop, 255 black dot)")
+    return Dataset(readers.read_graymask(root, classes, images_dir), classes, root, "graymask")
+
+
+register_format("coco", _is_coco, _read_coco, "a COCO .json, annotations.json or one COCO json in the folder "
+                "or annotations/")
+register_format("imagej", _is_imagej, _read_imagej, "labels/NAME_results.csv (ImageJ ellipses) + images/",
+                needs_classes=True)
+register_format("yolo", _is_yolo, _read_yolo, "a data.yaml, or labels/**/*.txt (YOLO segmentation) + images/")
+register_format("graymask", _is_graymask, _read_graymask, "masks/NAME.png (gray-level class masks) + images/",
+                needs_classes=True)
+FORMATS = formats()  # the built-in formats (more may be registered: tem_lib.data.register_format)
+
+
+def check_declared_classes(root, classes=None) -> str:
+    """The format of the dataset at ``root``; ``ValueError`` (asking for a class set) when its
+    files name no classes and neither ``classes`` nor the folder's ``metadata.json`` declares
+    them: the check a run makes before it starts, instead of failing in notebook 01."""
+    root = Path(root)
+    fmt = detect_format(root)
+    if get_format(fmt).needs_classes and classes is None:
+        folder = root.parent if root.is_file() else root
+        if _metadata_classes(folder) is None:
+            get_format(fmt).read(root, None)  # raises the format's own request for a class set
+            raise ValueError(f"{root}: {fmt} data name no classes: declare the class set")
+    return fmt
 
 
 def check_pixel_size(value, name: str = "nm_per_px") -> float:
@@ -109,7 +173,10 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
     ``classes`` (a :class:`ClassSet`, preset name, dict or list of names): COCO files must
     declare exactly these categories (else ``ValueError``); ImageJ and gray-mask datasets map
     codes and gray levels with it. Default: the folder's ``metadata.json`` class set, else what
-    the file declares (COCO, YOLO), else the paper's ``fecral`` preset (ImageJ, gray masks).
+    the file declares (COCO, YOLO); ImageJ tables and gray masks declare none, and without a
+    class set they raise a ``ValueError`` asking for one (``classes="fecral"`` for the paper's).
+    The format is detected among the registered ones (:mod:`tem_lib.data.formats`) unless
+    ``fmt`` names one.
     ``nm_per_px`` overrides the pixel size; otherwise it comes from the labels, the image files'
     calibration (microscope files, calibrated TIFFs) or ``metadata.json``.
     """
@@ -117,31 +184,13 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
     if nm_per_px is not None:
         nm_per_px = check_pixel_size(nm_per_px, "nm_per_px")
     fmt = detect_format(root) if fmt == "auto" else fmt
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown dataset format {fmt!r}; use one of {FORMATS} or auto")
+    reader = get_format(fmt).read
     folder = root.parent if root.is_file() else root
     classes = resolve_classes(classes) or _metadata_classes(folder)
-    if fmt == "coco":
-        if root.is_file():
-            ann = root
-        else:
-            files = _coco_files(root)
-            if len(files) != 1:
-                raise ValueError(f"{root}: expected one COCO json, found {[p.name for p in files] or 'none'}")
-            ann = files[0]
-        samples, classes = readers.read_coco(ann, images_dir, classes)
-    elif fmt == "yolo":
-        samples, declared = readers.read_yolo(folder, images_dir)
-        if classes is not None and not classes.matches(declared):
-            raise ValueError(f"{folder}: YOLO names {list(declared.names)} (ids 1..) differ from the class set "
-                             f"{classes.name!r} {[(c.id, c.name) for c in classes]}")
-        classes = classes or declared
-    elif fmt == "imagej":
-        classes = classes or preset("fecral")
-        samples = readers.read_imagej(folder, classes, images_dir)
-    else:
-        classes = classes or preset("fecral")
-        samples = readers.read_graymask(folder, classes, images_dir)
+    ds = reader(root, classes, images_dir)
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"dataset format {fmt!r}: read() must return a tem_lib.data.Dataset, got {type(ds).__name__}")
+    samples = ds
     meta_path = folder / "metadata.json"
     meta_nm = read_json(meta_path).get("nm_per_px") if meta_path.is_file() else None
     for s in samples:
@@ -149,7 +198,9 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
             s.nm_per_px = float(nm_per_px)
         elif s.nm_per_px is None and meta_nm is not None:
             s.nm_per_px = check_pixel_size(meta_nm, f"{meta_path}: nm_per_px")
-    return Dataset(samples, classes, root, fmt)
+    ds.format = ds.format or fmt
+    ds.metadata = read_json(meta_path) if meta_path.is_file() else {}
+    return ds
 
 
 # ----------------------------------------------------------------------------- writing

@@ -32,7 +32,7 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, lr_scheduler=N
     ``loader`` yields (images, targets) as :func:`tem_lib.data.torch_dataset.collate` makes
     them; ``lr_scheduler`` steps every iteration; ``scaler`` (a ``torch.amp.GradScaler``) is
     only needed with fp16. ``after_backward(params)``: called on the (unscaled) gradients
-    before clipping and the step, e.g. to average them over processes (``tem_lib.parallel``).
+    before clipping and the step, e.g. to average them over processes (``tem_lib.running.parallel``).
     """
     model.train()
     records = []

@@ -41,6 +41,12 @@ class ConditionResult:
     training: dict = field(default_factory=dict)
     val_predictions: list[Detections] | None = None  # on the validation crops, when asked for
 
+    @property
+    def history(self) -> pd.DataFrame:
+        """The detector's training history (one row per iteration: losses, learning rate)."""
+        path = self.out_dir / "history.csv"
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["iteration", "loss"])
+
 
 def write_predictions(predictions: list[Detections], path) -> None:
     """COCO results JSON (image ids 1.. in order; bbox x, y, w, h; RLE masks) plus the image

@@ -101,7 +101,7 @@ class ClassIdMaskRCNN(MaskRCNN):
     outputs 1 and 2, not a 10-way head whose unused classes could be predicted. For ids
     1..K the mapping is the identity."""
 
-    def __init__(self, *args, class_ids=(1, 2, 3), class_agnostic_nms: bool = False, **kwargs):
+    def __init__(self, *args, class_ids, class_agnostic_nms: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         # torchvision's NMS is per class: one defect can be kept as a dot AND as a loop. With
         # this, a second NMS over all classes (same IoU threshold) keeps only the best-scoring.
@@ -133,7 +133,7 @@ class ClassIdMaskRCNN(MaskRCNN):
         return out
 
 
-def build_maskrcnn(cfg: DetectorConfig, class_ids=(1, 2, 3)) -> MaskRCNN:
+def build_maskrcnn(cfg: DetectorConfig, class_ids) -> MaskRCNN:
     """A torchvision ``MaskRCNN`` for images float [1, H, W] in [0, 1] whose targets and
     predictions use the dataset's class ids (any ids in 1..255; 0 is background), with one head
     output per class (:class:`ClassIdMaskRCNN`).

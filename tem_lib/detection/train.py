@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import parallel
 from ..checkpoint import check_compatible, config_diff, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
+from ..running import parallel
 from ..utils import (
     atomic_path,
     derive_seed,

@@ -14,7 +14,7 @@ data. Recipe kept here:
   against a random decoder teaches it nothing).
 
 ``adversarial_loss`` returns generator and discriminator terms to add into ONE loss for the
-shared training loop (``tem_lib.ldm.trainer.fit``): the generator term sees the
+shared training loop (``tem_lib.ldm.loop.fit``): the generator term sees the
 discriminator through detached weights, the discriminator term sees detached reconstructions,
 so one backward pass gives each network only its own gradient.
 """

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import NonFiniteLoss, check_compatible, load_checkpoint, save_checkpoint, step_generator
-from ..parallel import average_gradients, barrier, world
+from ..running.parallel import average_gradients, barrier, world
 from ..utils import derive_seed, provenance, stable_hash, write_text
 from .config import TrainConfig
 

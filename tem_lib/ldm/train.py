@@ -28,10 +28,10 @@ from .adversarial import PatchDiscriminator, adversarial_loss
 from .autoencoder import reconstruct, reconstruction_loss
 from .conditioning import one_hot
 from .config import LDMConfig
+from .loop import fit
 from .models import build_autoencoder, build_mask_encoder, build_train_scheduler, build_unet
 from .noise import ResidualNoise
 from .pipeline import MaskToImagePipeline, load_pipeline
-from .trainer import fit
 
 
 def train_autoencoder(samples, config: LDMConfig, out_dir, device="cpu"):

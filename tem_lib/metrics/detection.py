@@ -463,6 +463,17 @@ def above(predictions: list[Detections], min_score: float) -> list[Detections]:
     return [p.top(None, min_score) for p in predictions]
 
 
+def score_threshold_sweep(truth: list, predictions: list[Detections], classes, thresholds=None, iou: float = 0.5,
+                          **columns) -> pd.DataFrame:
+    """The paper's metrics at IoU ``iou`` with only the detections scoring at least each of
+    ``thresholds`` (default 0.1, 0.2, ..., 0.9): one row per threshold (``score_threshold``),
+    with ``columns`` (e.g. ``condition="EXP"``) added before it."""
+    thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] if thresholds is None else list(thresholds)
+    return pd.DataFrame([
+        evaluate_detections(truth, predictions, (iou,), classes=classes, score_threshold=t).table.iloc[0].to_dict()
+        | columns | {"score_threshold": t} for t in thresholds])
+
+
 def choose_score_threshold(truth: list, predictions: list[Detections], classes, iou: float = 0.5,
                            metric: str = "harmonic", thresholds=None) -> tuple[float, pd.DataFrame]:
     """The score threshold that maximises ``metric`` (pooled, at ``iou``) on ``truth``: pass

@@ -11,6 +11,31 @@ from .base import PriorWarning
 from .validate import ks_table
 
 
+def save_cell_prior(ws, split: int, n: int, kind: str, prior):
+    """The one writer of a cell's prior: ``ws.path("priors", split, N, "<kind>.json")``."""
+    return prior.save(ws.path("priors", split, n, f"{kind}.json"))
+
+
+def cell_prior(ws, split: int, n: int, kind: str):
+    """The cell's prior of ``kind`` as notebook 02 saved it; fitted (and saved) here if it
+    did not run."""
+    from . import load_prior
+    path = ws.path("priors", split, n, f"{kind}.json")
+    if path.is_file():
+        return load_prior(path)
+    prior = fit_prior(ws.train(split, n), kind, classes=ws.classes)
+    save_cell_prior(ws, split, n, kind, prior)
+    return prior
+
+
+def cell_prior_hash(ws, split: int, n: int, kind: str) -> str:
+    """Short hash of the saved prior file (fitted first if missing): what a pool drawn from it
+    is keyed by, so a refitted prior never meets a pool of the old one."""
+    import hashlib
+    cell_prior(ws, split, n, kind)
+    return hashlib.sha256(ws.path("priors", split, n, f"{kind}.json").read_bytes()).hexdigest()[:8]
+
+
 def fit_cells(ws, kinds=("bootstrap", "parametric"), options: dict | None = None, log=print):
     """Fit each prior kind on the training crops of every (split, N) of ``ws`` and save it at
     ``ws.path("priors", split, N, "<kind>.json")``. ``options``: {kind: fit_prior keyword
@@ -27,7 +52,7 @@ def fit_cells(ws, kinds=("bootstrap", "parametric"), options: dict | None = None
                 prior = fit_prior(train, kind, classes=ws.classes, **options.get(kind, {}))
             for w in caught:
                 log(f"split {split} N={n} {kind}: {w.message}")
-            prior.save(ws.path("priors", split, n, f"{kind}.json"))
+            save_cell_prior(ws, split, n, kind, prior)
             fitted[split, n, kind] = prior
             described.append(prior.describe().assign(split=split, n_train=n, prior=kind))
     return fitted, pd.concat(described, ignore_index=True)

@@ -5,7 +5,7 @@ processes to try it out), resubmission of failed runs, logs beside the rows.
     python -m tem_lib.study --profile paper --submit slurm --partition gpu --gpus 1 --timeout-min 240
     python -m tem_lib.study --profile paper --submit slurm --wait --max-retries 2   # and resubmit failures
 
-A job runs :meth:`tem_lib.study.Sweep.run` for one id. Rows are written atomically
+A job runs :func:`tem_lib.study.cli.run_one` (:meth:`~tem_lib.study.Sweep.run_locked`) for one id. Rows are written atomically
 (``utils.write_json``) and a run holds a lock file (``rows/<id>.lock``, created exclusively)
 while it trains, so two jobs given the same id never write the same row or checkpoint: the
 second finds the row (done) or the lock (running elsewhere) and returns without training.
@@ -17,66 +17,11 @@ job of each run.
 """
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from .utils import read_json, write_json
-
-
-class RunLocked(RuntimeError):
-    """Another job holds the run."""
-
-
-@contextmanager
-def run_lock(path: Path, lock_hours: float = 48.0):
-    """Hold ``path`` (created exclusively) while the block runs; a lock older than
-    ``lock_hours`` (its job died) is taken over. Raises :class:`RunLocked` otherwise."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
-          "job": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_JOB_ID")}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                held = json.loads(path.read_text() or "{}")
-            except (OSError, json.JSONDecodeError):
-                held = {}
-            age_h = (time.time() - held.get("since", path.stat().st_mtime)) / 3600
-            if age_h < lock_hours:
-                raise RunLocked(f"{path.stem}: running elsewhere ({held.get('host')}, pid {held.get('pid')}, "
-                                f"job {held.get('job')}, {age_h:.1f} h); lock {path}") from None
-            path.unlink(missing_ok=True)  # stale: its job died
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def run_one(work_dir: str, sweep_config: dict, run_id: str, device: str = "auto") -> dict:
-    """What one job does: run ``run_id`` of the sweep unless it is done or running elsewhere.
-    Returns ``{"id", "state": "done" | "ran" | "locked", ...}``."""
-    from .study import Sweep
-    from .utils import get_device
-    sweep = Sweep(work_dir, sweep_config, device=get_device(device), progress=False)
-    run = sweep.get(run_id)
-    if sweep.is_done(run):
-        return {"id": run_id, "state": "done"}
-    try:
-        with run_lock(sweep.row_path(run_id).with_suffix(".lock")):
-            row = sweep.run(run)
-    except RunLocked as e:
-        return {"id": run_id, "state": "locked", "why": str(e)}
-    return {"id": run_id, "state": "ran", "harmonic@0.5": row.get("harmonic@0.5")}
+from ..study.cli import run_one  # what one job runs
+from ..study.locks import RunLocked, run_lock  # noqa: F401  (the lock lives with the study; kept importable here)
+from ..utils import read_json, write_json
 
 
 def submit(work_dir, sweep_config: dict, ids: list[str] | None = None, cluster: str = "slurm",
@@ -90,7 +35,7 @@ def submit(work_dir, sweep_config: dict, ids: list[str] | None = None, cluster: 
     failed ones up to ``max_retries`` times. Returns one record per run: id, job id, state."""
     import submitit
 
-    from .study import Sweep
+    from ..study import Sweep
     sweep = Sweep(work_dir, sweep_config, device="cpu", progress=False)
     todo = [r["id"] for r in sweep.runs if not sweep.is_done(r)] if ids is None else list(ids)
     unknown = set(todo) - {r["id"] for r in sweep.runs}

@@ -7,7 +7,7 @@ repository root so the notebooks' relative paths resolve as they do locally, and
 ``runs/`` and ``figures/`` on a mounted Google Drive so that a disconnected runtime loses nothing.
 Everywhere else the cell does nothing.
 
-The cell is written into the notebooks by ``python -m tem_lib.colab --write-cells`` (the tests
+The cell is written into the notebooks by ``python -m tem_lib.running.colab --write-cells`` (the tests
 check that every notebook carries it unchanged).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .utils import atomic_path
+from ..utils import atomic_path
 
 #: Packages Colab ships and that must stay as they are: replacing torch there pulls several GB
 #: and breaks its CUDA build; replacing numpy breaks packages compiled against it.
@@ -48,7 +48,7 @@ if "google.colab" in sys.modules:
             raise RuntimeError("Colab set-up: set repo_url (or TEM_LIB_REPO) to this repository's git address")
         subprocess.run(["git", "clone", "--depth", "1", repo_url, "{CLONE_DIR}"], check=True)
     sys.path.insert(0, "{CLONE_DIR}")
-    from tem_lib.colab import setup
+    from tem_lib.running.colab import setup
 
     setup("{CLONE_DIR}", drive_dir=drive_dir)'''
 
@@ -153,7 +153,7 @@ def main(argv=None):
     if args.write_cells is None:
         ap.print_help()
         return
-    from .workspace import project_root
+    from ..workspace import project_root
     paths = args.write_cells or sorted((project_root() / "notebooks").glob("[0-9]*.ipynb"))
     for p in write_cells(paths):
         print("wrote the Colab cell into", p)

@@ -1,6 +1,6 @@
 """Data-parallel training over the processes that ``accelerate launch`` (or ``torchrun``) starts.
 
-The LDM's two stages (``tem_lib.ldm.trainer.fit``) and the detector
+The LDM's two stages (``tem_lib.ldm.loop.fit``) and the detector
 (``tem_lib.detection.train_detector``) train the same way in one process or in several:
 
 * every process builds the same model (seeded), draws its own batches (the step's generator

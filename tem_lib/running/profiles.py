@@ -2,7 +2,7 @@
 
 A profile has a ``common`` section (parameters every notebook that declares them receives,
 the sweep included) and one section per notebook, keyed by its name (``01_data_exploration``).
-Both the notebook runner (:mod:`tem_lib.pipeline`) and the sweep's command line
+Both the notebook runner (:mod:`tem_lib.running.runner`) and the sweep's command line
 (:mod:`tem_lib.study`) read profiles through this module.
 """
 from __future__ import annotations

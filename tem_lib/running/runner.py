@@ -1,6 +1,6 @@
 """Execute the numbered notebooks headless, in order, through papermill.
 
-``./run_all.sh`` sets up the environment and calls ``python -m tem_lib.pipeline``.
+``./run_all.sh`` sets up the environment and calls ``python -m tem_lib.running.runner``.
 Parameters come from ``profiles/<profile>.yaml``: the ``common`` section and the
 notebook's own section (keyed by its name, e.g. ``01_data_exploration``), filtered to the
 parameters the notebook declares (an override no notebook declares is an error). Executed copies go
@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..utils import read_json, stable_hash, write_json
+from ..workspace import project_root
 from .profiles import declared_parameters, load_profile, notebook_parameters
-from .utils import read_json, stable_hash, write_json
-from .workspace import project_root
 
 
 class NotebookFailed(RuntimeError):
@@ -62,7 +62,7 @@ def run_notebook(nb_path: Path, out_path: Path, params: dict, cwd: Path) -> None
 
 def _library_hash() -> str:
     """Hash of tem_lib's source: a library change reruns the notebooks."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # the whole tem_lib package
     return stable_hash({str(p.relative_to(pkg)): p.read_text() for p in sorted(pkg.rglob("*.py"))})
 
 
@@ -147,8 +147,10 @@ def data_overrides(data, name: str | None, nm_per_px: float | None, overrides: d
     out = {"work_dir": str(base / "work"), "figures_dir": str(base / "figures"), **overrides,
            "dataset_dir": str(data)}  # an explicit -p work_dir / figures_dir wins
     if nm_per_px is not None:
-        from .data.io import check_pixel_size
+        from ..data.io import check_pixel_size
         out["nm_per_px"] = check_pixel_size(nm_per_px, "--nm-per-px")
+    from ..data.io import check_declared_classes
+    check_declared_classes(data, out.get("classes"))  # before any notebook runs
     return out, base / "notebooks"
 
 
@@ -160,7 +162,7 @@ def _parse_value(text: str):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tem_lib.pipeline", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m tem_lib.running.runner", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
     ap.add_argument("--only", action="append", default=None,
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs-dir", default=None,
                     help="where executed notebooks go (default runs/<profile>)")
     ap.add_argument("--data", default=None, metavar="DIR",
-                    help="run notebooks 01-07 on your own dataset (a folder or a COCO json / YOLO data.yaml in any "
+                    help="run notebooks 01-07 and 09 on your own dataset (a folder or a COCO json / YOLO data.yaml in any "
                          "format tem_lib reads); everything goes to runs/NAME/, never over figures/")
     ap.add_argument("--nm-per-px", type=float, default=None, help="with --data: the pixel size in nm")
     ap.add_argument("--name", default=None, help="with --data: the run's name (default: the data folder's name)")
@@ -187,9 +189,9 @@ def main(argv=None) -> int:
             print(f"ERROR: {e}", file=sys.stderr)
             return 2
         args.runs_dir = args.runs_dir or runs_dir
-        # your data: the study's notebooks 01-07 (08, the U-Net study of seed 002, runs on
-        # simulated grain boundaries and needs asking for: --only 08)
-        only = only or [f"{k:02d}" for k in range(1, 8)]
+        # your data: the study's notebooks 01-07 and 09 (quantify); 08, the U-Net study of seed
+        # 002, runs on simulated grain boundaries and needs asking for: --only 08
+        only = only or [*(f"{k:02d}" for k in range(1, 8)), "09"]
     t0 = time.perf_counter()
     try:
         run_pipeline(args.profile, only, args.force, overrides, runs_dir=args.runs_dir,

@@ -16,7 +16,7 @@ micrographs, with the three choices the seed varies.
   eval mode while the rest trains); 0 fine-tunes everything, ``len(encoder_stages(...))``
   freezes the whole encoder.
 
-Training (:func:`train_unet`) uses the LDM's resumable loop (``tem_lib.ldm.trainer.fit``):
+Training (:func:`train_unet`) uses the LDM's resumable loop (``tem_lib.ldm.loop.fit``):
 checkpoints every ``training.checkpoint_every`` steps, refused when made with another
 configuration or data; the finished model is a folder with ``model.safetensors`` and
 ``seg_config.json`` (:func:`save_unet` / :func:`load_unet`).
@@ -263,7 +263,7 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
     pixel frequency when ``class_weights``) plus the configuration's penalty. Resumes from
     ``out_dir/checkpoint``; a finished run (``out_dir/model``) is loaded. Returns the model
     (eval mode) and ``{"history", "seconds", "resumed_from"}``."""
-    from ..ldm.trainer import fit
+    from ..ldm.loop import fit
     cfg = config if isinstance(config, SegConfig) else SegConfig.from_dict(config)
     out_dir = Path(out_dir)
     x, m = _check_data(images, labels, cfg.n_classes)

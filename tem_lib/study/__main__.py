@@ -1,0 +1,5 @@
+import sys
+
+from .cli import _main
+
+sys.exit(_main())

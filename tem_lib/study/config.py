@@ -1,0 +1,88 @@
+"""What a sweep covers and how its runs are named: :class:`SweepConfig`, run ids, condition names."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..utils import from_dict
+
+_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)x$")
+
+
+@dataclass
+class SweepConfig:
+    """What the study covers and how each run is made (profiles set it in ``common.sweep``:
+    the ``sweep`` parameter of notebooks 03-06)."""
+    splits: tuple[int, ...] | None = None  # None: every split of the split file
+    n_train: tuple[int, ...] | None = None  # None: every N of the split file
+    amounts: tuple = (0, "2x")  # synthetic pairs per run: 0 (EXP), "Kx" (K x N) or a count
+    seeds: tuple[int, ...] = (0,)
+    prior: str = "parametric"  # mask prior of notebook 02: "parametric" or "bootstrap"
+    sampler: str = "dpm++"
+    steps: int = 25
+    guidance_scale: float = 2.0
+    eta: float = 1.0
+    ldm_config: dict = field(default_factory=dict)  # tem_lib.ldm.LDMConfig overrides
+    detector: dict = field(default_factory=dict)  # tem_lib.detection.DetectorConfig overrides
+    training: dict = field(default_factory=dict)  # tem_lib.detection.DetTrainConfig overrides
+    n_test: int | None = None  # score at most this many test crops per split (None: all)
+    batch_size: int = 8  # generation batch
+    # Augmentation strategies compared at every amount > 0 (tem_lib.augment): "ldm" (the
+    # paper's), "inpaint", "copy_paste", "simulator", "sd_inpaint"; their configs by name.
+    augment: tuple[str, ...] = ("ldm",)
+    augment_config: dict = field(default_factory=dict)
+    val_threshold: bool = True  # also score at the score threshold that is best on the validation crops
+    n_val: int | None = None  # choose it on at most this many validation crops per split (None: all)
+    # Quality filter (tem_lib.ldm.quality): drop generated pairs in which a segmenter trained on
+    # the cell's N real crops finds fewer than `filter_min_found` of the mask's defects.
+    quality_filter: bool = False
+    filter_min_found: float = 0.5
+    filter_segmenter_steps: int = 600
+
+    def __post_init__(self):
+        from ..augment import STRATEGIES
+        for a in self.amounts:
+            n_synthetic(a, 10)  # validates
+        if isinstance(self.augment, str):
+            self.augment = (self.augment,)
+        unknown = [a for a in (*self.augment, *self.augment_config) if a not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"sweep augment: unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "SweepConfig":
+        return from_dict(cls, d, "sweep config")
+
+
+def n_synthetic(amount, n: int) -> int:
+    """Pairs for ``amount`` (0, an int count, or "Kx" = K times ``n``)."""
+    if isinstance(amount, (int, np.integer)) and amount >= 0:
+        return int(amount)
+    m = _AMOUNT.match(str(amount))
+    if not m:
+        raise ValueError(f"synthetic amount must be a count >= 0 or 'Kx' (K times N), got {amount!r}")
+    return int(round(float(m.group(1)) * n))
+
+
+def _strategy(augment: str):
+    from ..augment import STRATEGIES
+    return STRATEGIES.get(augment)
+
+
+def run_id(split: int, n: int, amount, seed: int, augment: str = "ldm") -> str:
+    """``split0-n10-syn2x-seed0`` (EXP: ``syn0``; a strategy by its ``id_prefix``: the paper's
+    LDM ``syn``, the others their name, e.g. ``copy_paste2x``)."""
+    s = _strategy(augment)
+    prefix = "syn" if augment == "none" or n_synthetic(amount, 10**6) == 0 else (
+        (s.id_prefix or s.name) if s is not None else augment)
+    return f"split{split}-n{n}-{prefix}{amount}-seed{seed}"
+
+
+def condition_name(amount, augment: str = "ldm") -> str:
+    """EXP (no added pairs), else EXP+<strategy label> (amount): EXP+GEN for the paper's LDM."""
+    if n_synthetic(amount, 10**6) == 0:
+        return "EXP"
+    s = _strategy(augment)
+    return f"EXP+{(s.label or s.name) if s is not None else augment} ({amount})"

@@ -1,0 +1,301 @@
+"""The sweep: K splits x N x augmentation x amount x seed, one detector run each (see the
+package docstring); the single source of the study's generators, pools and detectors."""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from ..utils import derive_seed, provenance, read_json, stable_hash, write_json
+from .config import SweepConfig, condition_name, n_synthetic, run_id
+from .locks import run_lock
+from .rows import VAL_PREFIX, collect, metric_columns, size_columns
+
+
+class Sweep:
+    """The sweep over a workspace of notebook 01 (a :class:`~tem_lib.workspace.Workspace` or
+    its ``work_dir``): the single source of the study's trained generators and detectors.
+
+    Notebook 03 shows the generator of one cell (:meth:`generator`), 04 its synthetic pool
+    (:meth:`prepare`), 05 the detectors of one cell (:meth:`result`), 06 runs the rest and 07
+    reads it all: nothing is trained twice. Artifacts live where the workspace says
+    (``ws.path``): ``ldm/``, ``synthetic/``, ``detector/`` and ``rows/``.
+    """
+
+    def __init__(self, workspace, config: SweepConfig | dict | None = None, device="cpu", progress: bool = True):
+        from .. import workspace as _ws
+        self.cfg = config if isinstance(config, SweepConfig) else SweepConfig.from_dict(config)
+        self.ws = workspace if isinstance(workspace, _ws.Workspace) else _ws.load(workspace)
+        self.device = device
+        self.progress = progress
+        self.classes = self.ws.classes
+        cells = self.ws.cells(self.cfg.splits, self.cfg.n_train)
+        self.skipped = {}  # strategy -> why it cannot serve this dataset
+        for g in self.cfg.augment:
+            why = self.strategy(g).unavailable(self.classes)
+            if why:
+                self.skipped[g] = why
+                warnings.warn(f"sweep: augmentation {g!r} left out: {why}", stacklevel=2)
+        augment = [g for g in self.cfg.augment if g not in self.skipped]
+        self.runs = [{"id": run_id(s, n, a, seed, g), "split": s, "n_train": n, "amount": a,
+                      "n_synthetic": n_synthetic(a, n), "seed": seed, "augment": g, "condition": condition_name(a, g)}
+                     for s, n in cells for a in self.cfg.amounts
+                     for g in (("none",) if n_synthetic(a, n) == 0 else augment) for seed in self.cfg.seeds]
+        self._extra: dict = {}
+
+    # ------------------------------------------------------------------ cells
+    def cells(self) -> list[tuple[int, int]]:
+        return list(dict.fromkeys((r["split"], r["n_train"]) for r in self.runs))
+
+    def cell_runs(self, split: int, n: int, seed: int | None = None) -> list[dict]:
+        return [r for r in self.runs if (r["split"], r["n_train"]) == (split, n) and seed in (None, r["seed"])]
+
+    def pool_size(self, split: int, n: int, augment: str = "ldm") -> int:
+        return max([r["n_synthetic"] for r in self.cell_runs(split, n) if r["augment"] == augment] + [0])
+
+    def strategy(self, name: str = "ldm"):
+        """The augmentation strategy ``name``: what it takes from the sweep's settings
+        (``Augmentation.sweep_defaults``: the generator's for ``ldm`` and ``inpaint``, the
+        detector training for ``simulator``) under its ``augment_config[name]``."""
+        from ..augment import STRATEGIES, get_strategy
+        if name not in STRATEGIES:
+            return get_strategy(name)  # the error naming the known ones
+        return get_strategy(name, {**STRATEGIES[name].sweep_defaults(self.cfg), **self.cfg.augment_config.get(name, {})})
+
+    def cell(self, split: int, n: int):
+        """What a strategy sees of the cell (:class:`tem_lib.augment.Cell`): its N real crops and
+        its mask prior, never test crops."""
+        from ..augment import Cell
+        return Cell(self.ws.train(split, n), self.prior(split, n), self.classes, self.ws.crop_size,
+                    self.ws.nm_per_px, seed=derive_seed(split, n), device=self.device,
+                    cache_dir=self.ws.path("ldm", split, n), progress=self.progress,
+                    extra=self._extra.setdefault((split, n), {}))
+
+    def _ldm_resolved(self) -> dict:
+        """The whole LDM configuration, library defaults included: a changed default (e.g. the
+        noise model) gives new generators, pools and rows, never stale ones."""
+        from ..augment.ldm import resolved_ldm_config
+        return resolved_ldm_config(self.cfg.ldm_config)
+
+    def ldm_dir(self, split: int, n: int) -> Path:
+        """The (split, N) generator's folder; another LDM configuration gets another folder."""
+        return self.ws.path("ldm", split, n) / self.strategy("ldm").model_name()
+
+    def pool_dir(self, split: int, n: int, augment: str = "ldm") -> Path:
+        s = self.strategy(augment)
+        if s.shared:  # made once for the whole study (e.g. simulated micrographs to pretrain on)
+            return self.ws.path("synthetic", None, None, "shared", f"{augment}_cfg-{s.key()}")
+        from ..priors.cells import cell_prior_hash  # a refitted prior: another pool
+        return self.ws.path("synthetic", split, n, f"{augment}_{self.cfg.prior}_{self.pool_size(split, n, augment)}"
+                                                   f"_cfg-{s.key()}_prior-{cell_prior_hash(self.ws, split, n, self.cfg.prior)}")
+
+    def generator(self, split: int, n: int):
+        """The (split, N) LDM trained on exactly those N crops, as in the paper (trained on the
+        first call, resumed after an interruption, loaded once finished); returns
+        ``(pipeline, summary)`` with the loss histories."""
+        return self.strategy("ldm").trained(self.cell(split, n))
+
+    def prior(self, split: int, n: int):
+        """The cell's mask prior of notebook 02 (fitted here if notebook 02 did not run)."""
+        from ..priors.cells import cell_prior
+        return cell_prior(self.ws, split, n, self.cfg.prior)
+
+    def prepare(self, split: int, n: int, augment: str = "ldm") -> Path | None:
+        """The cell's pool for ``augment`` (made by the strategy, or found finished): a dataset
+        folder; None if no run of the cell needs it."""
+        size = self.pool_size(split, n, augment)
+        if size == 0:
+            return None
+        return self.strategy(augment).make(self.cell(split, n), size, self.pool_dir(split, n, augment))
+
+    def pools(self) -> list[dict]:
+        """The finished pools of the strategies whose pairs are mixed into training: one record
+        (split, n_train, augment, path) per cell and strategy."""
+        out = []
+        for split, n in self.cells():
+            for g in (g for g in self.cfg.augment if g not in self.skipped):
+                p = self.pool_dir(split, n, g)
+                if self.strategy(g).use == "mix" and self.pool_size(split, n, g) and (p / "metadata.json").is_file():
+                    out.append({"split": split, "n_train": n, "augment": g, "path": p})
+        return out
+
+    # ------------------------------------------------------------------ runs
+    def _settings(self, run: dict) -> dict:
+        """What a run's row depends on (its hash is the row's key): the detector and its
+        training always; the strategy, its config and the prior for augmented runs."""
+        c = self.cfg
+        out = {"detector": c.detector, "training": c.training, "n_test": c.n_test,
+               "val_threshold": c.val_threshold, "n_val": c.n_val, "classes": self.classes.to_dict(),
+               **{k: run[k] for k in ("split", "n_train", "n_synthetic", "seed")}}
+        if run["n_synthetic"]:
+            s = self.strategy(run["augment"])
+            out.update(augment=run["augment"], prior=c.prior, augment_config=s.describe())
+        return out
+
+    def row_path(self, rid: str) -> Path:
+        return self.ws.path("rows") / f"{rid}.json"
+
+    def run_dir(self, run: dict) -> Path:
+        """The run's detector folder, keyed by its settings as well as its id: a run redone with
+        other settings (another generator, detector or strategy config) trains in a new folder
+        instead of meeting the old run's checkpoint."""
+        out = self.ws.path("detector", run["split"], run["n_train"], f"{run['id']}-{stable_hash(self._settings(run))[:8]}")
+        if not out.exists():  # a workspace from before folders carried the hash: its run, if its row
+            legacy = out.with_name(run["id"])  # says it was made with these settings
+            if (legacy / "predictions.json").is_file() and self.is_done(run):
+                return legacy
+        return out
+
+    def is_done(self, run: dict) -> bool:
+        p = self.row_path(run["id"])
+        return p.is_file() and read_json(p).get("key") == stable_hash(self._settings(run))
+
+    def get(self, rid: str) -> dict:
+        for r in self.runs:
+            if r["id"] == rid:
+                return r
+        raise ValueError(f"no run {rid!r} in this sweep; runs: {[r['id'] for r in self.runs[:4]]} ...")
+
+    def predictions(self, run: dict | str):
+        """The test predictions of a finished run (:class:`~tem_lib.metrics.detection.Detections`)."""
+        from ..detection.experiment import read_predictions
+        run = self.get(run) if isinstance(run, str) else run
+        return read_predictions(self.run_dir(run) / "predictions.json")
+
+    def test_crops(self, split: int):
+        return self.ws.test(split, self.cfg.n_test)
+
+    def val_crops(self, split: int):
+        """The split's validation crops (from its training micrographs, in no training set)."""
+        v = self.ws.val(split)
+        return v[:self.cfg.n_val] if self.cfg.n_val is not None else v
+
+    def baseline(self, run: dict) -> dict:
+        """The EXP run with the same split, N and seed."""
+        return next(b for b in self.runs if b["n_synthetic"] == 0 and
+                    (b["split"], b["n_train"], b["seed"]) == (run["split"], run["n_train"], run["seed"]))
+
+    def result(self, run: dict | str):
+        """Train (or resume, or load once finished) the run's detector and score it:
+        a :class:`~tem_lib.detection.experiment.ConditionResult`."""
+        from ..detection.experiment import load_synthetic, run_condition
+        run = self.get(run) if isinstance(run, str) else run
+        split, n = run["split"], run["n_train"]
+        syn, init = [], None
+        if run["n_synthetic"]:
+            pool = self.prepare(split, n, run["augment"])
+            if self.strategy(run["augment"]).use == "pretrain":
+                init = self.pretrained(split, n, run["augment"], pool, run["seed"])
+            else:
+                syn = load_synthetic(pool, run["n_synthetic"])
+        training = {**self.cfg.training, "seed": run["seed"]}
+        return run_condition(run["condition"], self.ws.train(split, n), self.test_crops(split),
+                             self.run_dir(run), self.classes, self.cfg.detector, training, synthetic=syn,
+                             device=self.device, progress=self.progress, init_weights=init,
+                             val=self.val_crops(split) if self.cfg.val_threshold else None)
+
+    def pretrained(self, split: int, n: int, augment: str, pool: Path, seed: int) -> Path:
+        """The detector a ``use: "pretrain"`` strategy trains on its pool (``Augmentation.pretrain``),
+        to fine-tune on the cell's real crops; once per (cell, strategy, seed), or per (strategy,
+        seed) for a ``shared`` one. The study only says where it lives."""
+        s = self.strategy(augment)
+        name = f"pretrain-{augment}-{s.key()}-seed{seed}"
+        out = self.ws.path("detector", None, None, "shared", name) if s.shared else self.ws.path("detector", split, n, name)
+        return s.pretrain(pool, out, self.cfg.detector, self.cfg.training, seed, self.device, self.progress)
+
+    def run(self, run: dict | str) -> dict:
+        """Run one run (by dict or id) unless its row exists; return its row."""
+        run = self.get(run) if isinstance(run, str) else run
+        if self.is_done(run):
+            return read_json(self.row_path(run["id"]))
+        t0 = time.perf_counter()
+        res = self.result(run)
+        row = {"key": stable_hash(self._settings(run)), **run, "amount": str(run["amount"]),
+               "n_test": len(res.predictions), "n_synthetic_used": res.training.get("n_synthetic"),
+               "seconds": round(time.perf_counter() - t0, 1),
+               "train_seconds": res.training.get("seconds"), "pretrained": res.training.get("pretrained"),
+               "init_weights": res.training.get("init_weights"), "pretrain_seconds": self._pretrain_seconds(res),
+               "prepare_seconds": self._prepare_seconds(run), "settings": self._settings(run), **provenance()}
+        row.update(metric_columns(res.report.table, self.classes))
+        row.update(size_columns(res.sizes, self.classes))
+        if res.val_predictions is not None:
+            from ..metrics.detection import above, choose_score_threshold, evaluate_detections, size_density_table
+            thr, _ = choose_score_threshold(self.val_crops(run["split"]), res.val_predictions, self.classes)
+            test = self.test_crops(run["split"])
+            kept = above(res.predictions, thr)
+            rescored = evaluate_detections(test, kept, classes=self.classes)
+            row.update({"val_threshold": thr, **metric_columns(rescored.table, self.classes, VAL_PREFIX),
+                        **size_columns(size_density_table(test, kept, self.classes), self.classes, VAL_PREFIX)})
+        row.update(res.coco)
+        write_json(self.row_path(run["id"]), row)
+        return row
+
+    @staticmethod
+    def _pretrain_seconds(res) -> float | None:
+        init = res.training.get("init_weights")
+        return read_json(Path(init["path"]) / "detector.json").get("seconds") if init else None
+
+    def _prepare_seconds(self, run: dict) -> float | None:
+        """Seconds the run's pool took to make (its strategy's cost; 0 pairs: None)."""
+        if not run["n_synthetic"]:
+            return None
+        meta = self.pool_dir(run["split"], run["n_train"], run["augment"]) / "metadata.json"
+        return read_json(meta).get("prepare_seconds") if meta.is_file() else None
+
+    def best_run(self) -> tuple[dict, float, float]:
+        """``(run, validation headline, its score threshold)`` of the finished run whose
+        detector scores best on its split's validation crops (never test crops); ties go to the
+        earlier run. ``ValueError`` when no finished run has validation predictions."""
+        from ..detection.experiment import read_predictions
+        from ..metrics.detection import choose_score_threshold
+        best = None
+        for r in self.runs:
+            vf = self.run_dir(r) / "val_predictions.json"
+            if not self.is_done(r) or not vf.is_file():
+                continue
+            thr, table = choose_score_threshold(self.val_crops(r["split"]), read_predictions(vf), self.classes)
+            score = float(table["harmonic"].max())
+            if best is None or score > best[1]:
+                best = (r, score, thr)
+        if best is None:
+            raise ValueError(f"{self.ws.path('rows')}: no finished run with validation predictions (val_threshold on, "
+                             "validation crops in the split file): run the sweep first")
+        return best
+
+    def export_best(self) -> Path:
+        """The best run's detector (:meth:`best_run`) as a portable model folder for
+        :mod:`tem_lib.quantify`, in ``ws.path("models", None, None, "best")``, with its class
+        set, crop size, pixel size and validation-chosen score threshold; rewritten only when
+        another run has become the best."""
+        from ..quantify import CARD, export_model
+        run, score, thr = self.best_run()
+        out = self.ws.path("models", None, None, "best")
+        source = {"run": run["id"], "condition": run["condition"], "augment": run["augment"],
+                  "validation_headline": round(score, 4), "work_dir": str(self.ws.work_dir),
+                  "detector_dir": str(self.run_dir(run))}
+        if (out / CARD).is_file() and read_json(out / CARD).get("source") == source:
+            return out
+        return export_model(self.run_dir(run), out, self.classes, self.ws.crop_size, self.ws.nm_per_px, thr,
+                            f"best headline on the {len(self.val_crops(run['split']))} validation crops of split "
+                            f"{run['split']}", source)
+
+    def run_locked(self, run: dict | str) -> dict:
+        """:meth:`run` under the run's lock file, so that two jobs given one run never write it
+        twice: the second gets :class:`RunLocked` (the one lock-and-run of the command line and
+        the cluster's jobs)."""
+        run = self.get(run) if isinstance(run, str) else run
+        with run_lock(self.row_path(run["id"]).with_suffix(".lock")):
+            return self.run(run)
+
+    def run_all(self, log=print) -> pd.DataFrame:
+        for k, r in enumerate(self.runs, 1):
+            state = "done, skipped" if self.is_done(r) else "running"
+            log(f"[{k}/{len(self.runs)}] {r['id']}: {state}")
+            self.run(r)
+        return self.collect()
+
+    def collect(self) -> pd.DataFrame:
+        """The rows of this sweep's finished runs, one per run (other sweeps' rows ignored)."""
+        return collect(self.ws.path("rows"), [r["id"] for r in self.runs if self.is_done(r)])
