@@ -9,6 +9,7 @@ TINY = {"n_train": 4, "n_test": 3, "size": 64, "seeds": [0, 1], "regularizations
         "pretrain_images": 4, "pretrain_steps": 2, "workspace_crops": 3, "n_boot": 50}
 
 
+@pytest.mark.slow  # protects: the U-Net grid and its claims beyond what notebook 08 checks in the smoke run
 def test_unet_study_runs_and_tests_the_claims(small_ws, monkeypatch, tmp_path):
     import huggingface_hub.constants as hub
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))  # no ImageNet weights here

@@ -1,5 +1,6 @@
 """Other people's data: readers that keep the data's own class set, clear errors instead of
-relabelling, and notebooks 01-07 run on user folders through ``--data`` (smoke profile)."""
+relabelling, and notebooks 01-07 and 09 run on user folders through ``--data`` (smoke profile;
+the whole pipeline on every fixture is marked slow)."""
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from tem_lib.classes import ClassSet, preset
 from tem_lib.data import load_dataset
-from tem_lib.pipeline import main as pipeline_main
+from tem_lib.running.runner import main as pipeline_main
 
 import userdata
 
@@ -73,17 +74,21 @@ def test_yolo_segmentation_labels(tmp_path):
 
 
 def test_imagej_graymask_and_microscope_files(tmp_path):
-    ij = load_dataset(userdata.imagej(tmp_path / "ij"))
+    # class codes and gray levels name no classes: the class set is asked for, never assumed
+    for make, what in ((userdata.imagej, "ImageJ tables"), (userdata.graymask_tiff, "gray-level masks")):
+        with pytest.raises(ValueError, match=f"{what} .*carry no class names.*classes='fecral'.*metadata.json"):
+            load_dataset(make(tmp_path / f"ask-{make.__name__}"))
+    ij = load_dataset(userdata.imagej(tmp_path / "ij"), classes="fecral")
     assert ij.format == "imagej" and ij.classes.name == "fecral"
     assert [len(s.instances) for s in ij] == [len(s.instances) for s in userdata.simulated(seed=14)]
-    gm = load_dataset(userdata.graymask_tiff(tmp_path / "gm", nm_per_px=0.8))
+    gm = load_dataset(userdata.graymask_tiff(tmp_path / "gm", nm_per_px=0.8), classes="fecral")
     assert gm.format == "graymask" and all(s.nm_per_px == pytest.approx(0.8) for s in gm)  # from the TIFF calibration
     # a user mapping declared in metadata.json: gray 255 -> "blob", nothing else
     (tmp_path / "gm" / "metadata.json").write_text(json.dumps(
         {"classes": {"classes": [{"id": 1, "name": "blob", "gray": 255}]}}))
     with pytest.raises(ValueError, match=r"unknown gray level\(s\) \[85, 170\]; class set 'custom'"):
         load_dataset(tmp_path / "gm")
-    dm = load_dataset(userdata.graymask_dm3(tmp_path / "dm", nm_per_px=0.6))
+    dm = load_dataset(userdata.graymask_dm3(tmp_path / "dm", nm_per_px=0.6), classes="fecral")
     assert [p.suffix for p in sorted((tmp_path / "dm" / "images").iterdir())] == [".dm3"] * 4
     assert all(s.nm_per_px == pytest.approx(0.6) for s in dm)  # from the DM calibration (rosettasciio)
     sim = userdata.simulated(seed=17)
@@ -110,18 +115,58 @@ def test_class_set_round_trip_and_checks():
     assert ClassSet.from_names(["one"]).classes[0].gray == 255
 
 
-# ----------------------------------------------------------------------------- notebooks 01-07
-def run_data(data: Path, name: str, tmp_path: Path, only=None) -> Path:
+# ----------------------------------------------------------------------------- notebooks 01-07 and 09
+def run_data(data: Path, name: str, tmp_path: Path, only=None, params=()) -> Path:
     """``./run_all.sh --data DATA --name NAME --profile smoke`` (in-process), runs/ under tmp."""
     args = ["--profile", "smoke", "--data", str(data), "--name", name, "--runs-dir", str(tmp_path / "nb"),
             "-p", "n_train", "[5, 10]", "-p", "work_dir", str(tmp_path / "work"),
             "-p", "figures_dir", str(tmp_path / "figures")]
+    for k, v in params:
+        args += ["-p", k, v]
     for o in only or ():
         args += ["--only", o]
     assert pipeline_main(args) == 0
     return tmp_path / "figures"
 
 
+def smoke_sweep(**changes) -> str:
+    import yaml
+    sweep = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())["common"]["sweep"]
+    return json.dumps({**sweep, **changes})
+
+
+def check_class_set_flows_through(tmp_path, names, n_detectors, strategies):
+    """What a user's class set must reach: dataset.json, every table of 01/02/05/06, the
+    detectors' heads (re-initialised from the foundation's), the figures."""
+    classes = ClassSet.from_dict(json.loads((tmp_path / "work" / "dataset.json").read_text())["classes"])
+    assert set(classes.names) == names
+    figs = tmp_path / "figures"
+    displays = {c.display for c in classes}
+    assert set(pd.read_csv(figs / "01_class_counts.csv")["class"]) == displays
+    assert set(pd.read_csv(figs / "02_ks_table.csv")["class"]) - {"all"} == names
+    assert {f"f1_{n}" for n in names} <= set(pd.read_csv(figs / "05_metrics.csv").columns)
+    assert set(pd.read_csv(figs / "05_confusion.csv")["true"]) <= displays
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "work").rglob("detector.json")]
+    ours = [m for m in metas if m.get("class_names") == list(classes.names)]
+    assert len(ours) == n_detectors
+    assert all(m["init_weights"]["heads"] == "reinitialised" for m in ours)
+    assert {m["init_weights"]["from_classes"][0] for m in ours} == {"black_dot"}
+    if (figs / "06_runs.csv").is_file():
+        rows = pd.read_csv(figs / "06_runs.csv")
+        assert {f"f1_{n}@0.5" for n in names} <= set(rows.columns)
+        assert set(rows["augment"]) == strategies
+    return classes
+
+
+def test_a_users_class_set_reaches_priors_detector_heads_and_metrics(tmp_path):
+    """Two classes with ids 7 and 9 (polygons): notebooks 01, 02 and 05, EXP only (fast; the
+    whole pipeline with every strategy is the slow test below)."""
+    run_data(userdata.coco_void_precipitate(tmp_path / "data"), "vp", tmp_path, only=["01", "02", "05"],
+             params=[("sweep", smoke_sweep(amounts=[0]))])
+    check_class_set_flows_through(tmp_path, {"void", "precipitate"}, n_detectors=1, strategies=set())
+
+
+@pytest.mark.slow  # protects: notebooks 03-07 and 09 (every strategy, the sweep, figures, quantify) on user classes
 @pytest.mark.parametrize("make, name, names", [
     (userdata.coco_one_class, "loop", {"loop"}),
     (userdata.coco_void_precipitate, "vp", {"void", "precipitate"}),
@@ -129,32 +174,32 @@ def run_data(data: Path, name: str, tmp_path: Path, only=None) -> Path:
 ])
 def test_notebooks_run_on_user_data(tmp_path, make, name, names):
     figs = run_data(make(tmp_path / "data"), name, tmp_path)
-    assert not (tmp_path / "nb" / "08_unet_confidence.ipynb").exists()  # --data runs 01-07, as the README says
-    classes = ClassSet.from_dict(json.loads((tmp_path / "work" / "dataset.json").read_text())["classes"])
-    assert set(classes.names) == names
-    displays = {c.display for c in classes}
-    assert set(pd.read_csv(figs / "01_class_counts.csv")["class"]) == displays
-    assert set(pd.read_csv(figs / "02_ks_table.csv")["class"]) - {"all"} == names
-    metrics = pd.read_csv(figs / "05_metrics.csv")
-    assert {f"f1_{n}" for n in names} <= set(metrics.columns)
-    rows = pd.read_csv(figs / "06_runs.csv")
-    assert {f"f1_{n}@0.5" for n in names} <= set(rows.columns)
-    # N 5/10 x (EXP, ldm, inpaint, copy_paste, simulator): every strategy serves these classes
-    assert len(rows) == 10 and set(rows["augment"]) == {"none", "ldm", "inpaint", "copy_paste", "simulator"}
-    # every detector of these classes started from the cached foundation (or the simulator
-    # pretraining on top of it) with fresh class heads; the rest of the network transferred
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "work").rglob("detector.json")]
-    ours = [m for m in metas if m.get("class_names") == list(classes.names)]
-    assert len(ours) == 10
-    assert all(m["init_weights"]["heads"] == "reinitialised" for m in ours)
-    assert {m["init_weights"]["from_classes"][0] for m in ours} == {"black_dot"}
-    assert set(pd.read_csv(figs / "05_confusion.csv")["true"]) <= displays
+    assert not (tmp_path / "nb" / "08_unet_confidence.ipynb").exists()  # --data runs 01-07 and 09, as the README says
+    assert (tmp_path / "nb" / "09_quantify.ipynb").is_file()
+    # N 5/10 x (EXP, ldm, inpaint, copy_paste, simulator): every strategy serves these classes, and every
+    # detector of these classes started from the cached foundation (or the simulator pretraining on top of
+    # it) with fresh class heads; the rest of the network transferred
+    classes = check_class_set_flows_through(tmp_path, names, n_detectors=10,
+                                            strategies={"none", "ldm", "inpaint", "copy_paste", "simulator"})
+    assert len(pd.read_csv(figs / "06_runs.csv")) == 10
     assert (figs / "07_realism.png").is_file()
+    comparison = pd.read_csv(figs / "09_comparison.csv")  # the best detector quantified the held-out micrographs
+    assert set(comparison["class"]) == {c.display for c in classes}
+    card = json.loads((tmp_path / "work" / "models" / "best" / "model.json").read_text())
+    assert ClassSet.from_dict(card["classes"]).matches(classes)
 
 
-@pytest.mark.parametrize("make", [userdata.imagej, userdata.graymask_tiff, userdata.graymask_dm3, userdata.ours])
+@pytest.mark.parametrize("make", [
+    userdata.graymask_dm3,
+    pytest.param(userdata.imagej, marks=pytest.mark.slow),  # protects: notebook 01 on ImageJ tables
+    pytest.param(userdata.graymask_tiff, marks=pytest.mark.slow),  # on calibrated 16-bit TIFFs
+    pytest.param(userdata.ours, marks=pytest.mark.slow),  # on tem_lib's own folders
+])
 def test_01_reads_every_other_format(tmp_path, make):
-    figs = run_data(make(tmp_path / "data"), "other", tmp_path, only=["01"])
+    """Every reader is tested directly above; here notebook 01 runs on each format."""
+    data = make(tmp_path / "data")
+    params = [] if make is userdata.ours else [("classes", '"fecral"')]  # codes and gray levels: declared
+    figs = run_data(data, "other", tmp_path, only=["01"], params=params)
     info = json.loads((tmp_path / "work" / "dataset.json").read_text())
     assert info["classes"]["name"] == "fecral" and info["n_crops"] == 16
     assert (figs / "01_examples.png").is_file()
