@@ -459,7 +459,7 @@ def collect_inputs(inputs, nm_per_px: float | None = None,
     from .data.io import check_pixel_size, detect_format, load_dataset
     if nm_per_px is not None:
         nm_per_px = check_pixel_size(nm_per_px, "--nm-per-px")
-    items, classes = [], None
+    items, data_classes = [], None
     for inp in inputs:
         inp = Path(inp)
         if inp.is_dir():
@@ -470,7 +470,7 @@ def collect_inputs(inputs, nm_per_px: float | None = None,
                 labelled = False
             if labelled:
                 ds = load_dataset(inp, nm_per_px=nm_per_px, classes=classes)
-                classes = ds.classes
+                data_classes = ds.classes
                 for s in ds:
                     items.append({"path": inp / s.name, "name": s.name, "image": s.image,
                                   "nm_per_px": s.nm_per_px, "truth": s})
@@ -489,7 +489,7 @@ def collect_inputs(inputs, nm_per_px: float | None = None,
         raise ValueError(f"two inputs share the image name(s) {dup[:5]}; outputs are named by image: rename them")
     if not items:
         raise ValueError("no images to quantify")
-    return items, classes
+    return items, data_classes
 
 
 def quantify(model_dir, inputs, out_dir, nm_per_px: float | None = None, score: float | None = None,

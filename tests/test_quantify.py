@@ -212,6 +212,13 @@ def test_labelled_inputs_are_compared_with_their_labels(model_dir, micrograph, t
     assert np.allclose(comp.density_rel_error.fillna(0), 0) and np.allclose(comp.size_rel_error.fillna(0), 0, atol=1e-9)
     assert (comp["harmonic_iou0.5"] == 1).all()
     assert len(res.defects) == sum(len(s.instances) for s in ds)
+    # labels that name no classes (ImageJ codes) are read with the model's class set
+    from tem_lib.quantify import collect_inputs
+    ij = userdata.imagej(tmp_path / "ij")
+    items, classes = collect_inputs([ij], classes=FECRAL)
+    assert classes.matches(FECRAL) and len(items) == 4 and all(i["truth"] is not None for i in items)
+    with pytest.raises(ValueError, match="declared"):
+        collect_inputs([ij])
 
 
 def test_micrographs_at_another_pixel_size_are_resized_to_the_models(model_dir, micrograph, tmp_path):
