@@ -14,7 +14,7 @@ its pool, seconds to train). Finished runs are reused (the sweep's rows).
 
     python benchmarks/augment_compare.py --data sim
     python benchmarks/augment_compare.py --data fecral
-    python benchmarks/augment_compare.py --data fecral --n-train 10 --seeds 0 1 --best-ldm --augment ldm inpaint copy_paste
+    python benchmarks/augment_compare.py --data fecral --n-train 10 --seeds 0 1 --best-ldm --augment ldm copy_paste
 """
 import argparse
 import time
@@ -31,7 +31,7 @@ STRATEGIES = ["ldm", "inpaint", "copy_paste", "simulator"]
 # The generator's best measured settings on real FeCrAl (benchmarks/results/ldm_realdata.md: the
 # mask-weighted loss with guidance 4 found the most defects under their masks).
 BEST_LDM = {"guidance_scale": 4.0, "quality_filter": True}
-BEST_LDM_MODEL = {"mask_weight": 4.0}
+BEST_LDM_DENOISER = {"mask_weight": 4.0}
 
 
 def main():
@@ -55,7 +55,8 @@ def main():
         if value:
             sweep_cfg[key] = value
     if args.best_ldm:
-        sweep_cfg.update(BEST_LDM, ldm_config={**sweep_cfg.get("ldm_config", {}), **BEST_LDM_MODEL})
+        ldm = dict(sweep_cfg.get("ldm_config", {}))
+        sweep_cfg.update(BEST_LDM, ldm_config={**ldm, "denoiser": {**ldm.get("denoiser", {}), **BEST_LDM_DENOISER}})
     if args.data == "sim":
         ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
         name, what = "augment_sim", "simulated (quick-profile workspace)"

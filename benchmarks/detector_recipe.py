@@ -85,6 +85,17 @@ def score_point(val, test, val_preds, test_preds, classes) -> dict:
     return out
 
 
+def fold_sets(crops, folds, fold: int, seed: int, n_val: int):
+    """(train, val, test) crops of ``fold``: its 2 micrographs test; of the others' crops,
+    ``n_val`` drawn (seeded by seed + fold) choose score thresholds, the rest train."""
+    test_src = folds[fold]
+    pool = [c for c in crops if c.source_id not in test_src]
+    test = [c for c in crops if c.source_id in test_src]
+    rng = np.random.default_rng(seed + fold)
+    val_idx = set(rng.choice(len(pool), size=n_val, replace=False).tolist())
+    return ([c for i, c in enumerate(pool) if i not in val_idx], [c for i, c in enumerate(pool) if i in val_idx], test)
+
+
 def run_recipe(name, fold, crops, folds, args, classes) -> dict:
     out = ROOT / args.work / name / f"fold{fold}"
     done = out / "curve.json"
@@ -95,12 +106,7 @@ def run_recipe(name, fold, crops, folds, args, classes) -> dict:
     if done.is_file() and read_json(done).get("settings") == settings:
         return read_json(done)
     test_src = folds[fold]
-    pool = [c for c in crops if c.source_id not in test_src]
-    test = [c for c in crops if c.source_id in test_src]
-    rng = np.random.default_rng(args.seed + fold)
-    val_idx = set(rng.choice(len(pool), size=args.n_val, replace=False).tolist())
-    val = [c for i, c in enumerate(pool) if i in val_idx]
-    train = [c for i, c in enumerate(pool) if i not in val_idx]
+    train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
     points = []
     t_train = [time.perf_counter(), 0.0]
 

@@ -59,15 +59,21 @@ class ModelCard:
     classes: ClassSet
     tile: int  # px: the crop size it trained on, the tile size of sliced inference
     nm_per_px: float | None  # the pixel size of its training crops (None: unknown)
-    score_threshold: float  # the default score threshold of quantify
+    score_threshold: float  # one threshold for every class: the best headline on validation crops
     threshold_source: str  # how it was chosen (e.g. "validation crops of split 0")
     class_agnostic: bool = True  # one defect per place whatever its class (merging across tiles too)
+    # one threshold per class (class id -> threshold), chosen on the same validation crops so that each
+    # class keeps as many detections as it has labelled defects (benchmarks/results/class_thresholds.md):
+    # quantify's default when present, since densities per class are what it reports
+    class_thresholds: dict | None = None
     source: dict = field(default_factory=dict)  # where it came from (study, run id, validation headline)
     versions: dict = field(default_factory=dict)  # package versions and git revision that made it
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = self.classes.to_dict()
+        if self.class_thresholds is not None:
+            d["class_thresholds"] = {str(k): v for k, v in self.class_thresholds.items()}
         return {"format": CARD_FORMAT, "version": CARD_VERSION, **d}
 
     @classmethod
@@ -83,6 +89,18 @@ class ModelCard:
             raise ValueError(f"{where}: model card lacks {sorted(missing)}")
         kw = {k: v for k, v in d.items() if k in known}
         kw["classes"] = ClassSet.from_dict(d["classes"], where)
+        if kw.get("class_thresholds") is not None:
+            ct = kw["class_thresholds"]
+            if not isinstance(ct, dict):
+                raise ValueError(f"{where}: class_thresholds must map class ids to thresholds, got {ct!r}")
+            try:
+                ct = {int(k): float(v) for k, v in ct.items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: class_thresholds must map class ids to thresholds, got {ct!r}") from None
+            if sorted(ct) != sorted(kw["classes"].ids) or not all(0 <= v <= 1 for v in ct.values()):
+                raise ValueError(f"{where}: class_thresholds {ct} must give every class id "
+                                 f"{list(kw['classes'].ids)} a threshold in [0, 1]")
+            kw["class_thresholds"] = ct
         card = cls(**kw)
         if not (isinstance(card.tile, int) and card.tile >= 32):
             raise ValueError(f"{where}: tile must be an integer >= 32 px, got {card.tile!r}")
@@ -94,7 +112,8 @@ class ModelCard:
 
 
 def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px: float | None,
-                 score_threshold: float, threshold_source: str, source: dict | None = None) -> Path:
+                 score_threshold: float, threshold_source: str, source: dict | None = None,
+                 class_thresholds: dict | None = None) -> Path:
     """A model folder (weights, ``detector.json``, card) in ``out_dir`` from a detector folder
     saved by :func:`tem_lib.detection.train_detector`; written whole or not at all."""
     from .utils import atomic_dir
@@ -107,9 +126,13 @@ def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px:
     if list(meta.get("class_ids", [])) != list(classes.ids):
         raise ValueError(f"{meta_path}: the detector was trained for class ids {meta.get('class_ids')}, "
                          f"the class set {classes.name!r} has {list(classes.ids)}")
-    card = ModelCard(classes, int(tile), None if nm_per_px is None else float(nm_per_px), float(score_threshold),
-                     threshold_source, bool(meta.get("detector", {}).get("class_agnostic_nms", True)),
-                     source or {}, {k: meta[k] for k in ("versions", "git") if k in meta} or provenance())
+    card = ModelCard(classes=classes, tile=int(tile), nm_per_px=None if nm_per_px is None else float(nm_per_px),
+                     score_threshold=float(score_threshold), threshold_source=threshold_source,
+                     class_agnostic=bool(meta.get("detector", {}).get("class_agnostic_nms", True)),
+                     class_thresholds=None if class_thresholds is None else {int(k): float(v)
+                                                                             for k, v in class_thresholds.items()},
+                     source=source or {},
+                     versions={k: meta[k] for k in ("versions", "git") if k in meta} or provenance())
     with atomic_dir(out_dir) as tmp:
         try:
             (tmp / "model.safetensors").hardlink_to(weights)
@@ -494,15 +517,17 @@ def collect_inputs(inputs, nm_per_px: float | None = None,
 
 def quantify(model_dir, inputs, out_dir, nm_per_px: float | None = None, score: float | None = None,
              device="cpu", overlap: float = 0.25, match_threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
-             overlays: bool = True, progress: bool = True, predict=None) -> QuantifyResult:
+             overlays: bool = True, progress: bool = True, predict=None, per_class: bool = True) -> QuantifyResult:
     """Quantify the defects of every image in ``inputs`` (files, image folders, labelled
     dataset folders) with the model folder ``model_dir``; write the outputs listed in the module
-    docstring to ``out_dir`` and return them. ``score``: the score threshold (default: the
-    model's, chosen on its validation crops). ``predict``: a stand-in for the detector,
-    ``predict(tiles, offsets) -> [Detections]`` (tests); its card is still read from ``model_dir``."""
+    docstring to ``out_dir`` and return them. ``score``: one score threshold for every class
+    (default: the model's per-class thresholds, chosen on its validation crops so each class keeps
+    as many detections as it has labelled defects, or with ``per_class=False`` its single one).
+    ``predict``: a stand-in for the detector, ``predict(tiles, offsets) -> [Detections]``
+    (tests); its card is still read from ``model_dir``."""
     items, data_classes = collect_inputs(inputs, nm_per_px, read_card(model_dir).classes)
     return _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot, seed,
-                     overlays, progress, predict)
+                     overlays, progress, predict, per_class)
 
 
 def quantify_samples(model_dir, samples: list[Sample], out_dir, classes: ClassSet | None = None, **kwargs):
@@ -512,33 +537,51 @@ def quantify_samples(model_dir, samples: list[Sample], out_dir, classes: ClassSe
               "truth": s if classes is not None else None} for s in samples]
     if not items:
         raise ValueError("no micrographs to quantify")
-    keys = ("score", "device", "overlap", "match_threshold", "n_boot", "seed", "overlays", "progress", "predict")
+    keys = ("score", "device", "overlap", "match_threshold", "n_boot", "seed", "overlays", "progress", "predict",
+            "per_class")
     bad = set(kwargs) - set(keys)
     if bad:
         raise TypeError(f"quantify_samples: unknown arguments {sorted(bad)}")
     defaults = {"score": None, "device": "cpu", "overlap": 0.25, "match_threshold": 0.5, "n_boot": 1000, "seed": 0,
-                "overlays": True, "progress": True, "predict": None}
+                "overlays": True, "progress": True, "predict": None, "per_class": True}
     a = {**defaults, **kwargs}
     return _quantify(model_dir, items, classes, out_dir, *(a[k] for k in keys))
 
 
+def card_thresholds(card: ModelCard, score: float | None = None, per_class: bool = True) -> dict:
+    """``{class_id: threshold}`` quantify keeps detections at: ``score`` for every class if
+    given, else the card's per-class thresholds (``per_class`` and the card has them), else its
+    single one."""
+    if score is not None:
+        if not 0 <= float(score) <= 1:
+            raise ValueError(f"score threshold must be in [0, 1], got {score}")
+        return dict.fromkeys(card.classes.ids, float(score))
+    if per_class and card.class_thresholds:
+        return dict(card.class_thresholds)
+    return dict.fromkeys(card.classes.ids, float(card.score_threshold))
+
+
+def _describe(thresholds: dict, classes: ClassSet) -> str:
+    values = set(thresholds.values())
+    if len(values) == 1:
+        return f"score >= {values.pop():g}"
+    return "score >= " + ", ".join(f"{thresholds[c.id]:g} ({c.display})" for c in classes)
+
+
 def _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot, seed,
-              overlays, progress, predict) -> QuantifyResult:
+              overlays, progress, predict, per_class=True) -> QuantifyResult:
     from skimage.transform import rescale
     from tqdm import tqdm
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    card = read_card(model_dir)
+    thresholds = card_thresholds(card, score, per_class)
     if predict is None:
         model, card = load_model(model_dir, device)
-        threshold = card.score_threshold if score is None else float(score)
-        if threshold < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
-            model.roi_heads.score_thresh = threshold
+        low = min(thresholds.values())
+        if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
+            model.roi_heads.score_thresh = low
         predict = model_predictor(model, device)
-    else:
-        card = read_card(model_dir)
-        threshold = card.score_threshold if score is None else float(score)
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"score threshold must be in [0, 1], got {threshold}")
     classes = card.classes
     if data_classes is not None and not data_classes.matches(classes):
         raise ValueError(f"the labelled inputs have classes {list(zip(data_classes.ids, data_classes.names))}, the "
@@ -552,7 +595,7 @@ def _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, m
         if scale != 1:
             image = rescale(image, scale, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
         det = sliced_predict(image, predict, card.tile, it["name"], overlap, match_threshold, card.class_agnostic,
-                             progress=progress).top(None, threshold)
+                             progress=progress).above_class_thresholds(thresholds)
         if scale != 1:  # back to the micrograph's own pixels
             det = rescale_detections(det, 1 / scale, it["image"].shape)
         preds.append(det)
@@ -564,7 +607,7 @@ def _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, m
             truths.append((it["truth"], det))
         if overlays:
             overlay(it["image"], det, classes, overlay_path(out_dir, it["name"]),
-                    title=f"{it['name']}: {len(det)} defects, score >= {threshold:g}"
+                    title=f"{it['name']}: {len(det)} defects, {_describe(thresholds, classes)}"
                           + (f" (detected at x{scale:.2f}, the model's pixel size)" if scale != 1 else ""))
     images = pd.DataFrame(image_rows)
     defects = pd.concat(defects, ignore_index=True) if defects else pd.DataFrame(columns=DEFECT_COLUMNS)
@@ -580,7 +623,8 @@ def _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, m
     if comparison is not None:
         write_text(out_dir / "comparison.csv", comparison.to_csv(index=False))
     seconds = time.perf_counter() - t0
-    write_json(out_dir / "run.json", {"model": str(model_dir), "score_threshold": threshold, "overlap": overlap,
+    write_json(out_dir / "run.json", {"model": str(model_dir), "thresholds": {str(k): v for k, v in thresholds.items()},
+                                      "overlap": overlap,
                                       "match_threshold": match_threshold, "tile": card.tile,
                                       "n_images": len(items), "n_defects": int(len(defects)),
                                       "seconds": round(seconds, 2), "device": str(device), **provenance()})
@@ -594,8 +638,10 @@ def _main(argv=None) -> int:
                                               "labelled dataset folders (then compared with the labels)")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--nm-per-px", type=float, default=None, help="pixel size (default: from each file or dataset)")
-    ap.add_argument("--score", type=float, default=None, help="score threshold (default: the model's, chosen on "
-                                                              "its validation crops)")
+    ap.add_argument("--score", type=float, default=None, help="one score threshold for every class (default: the "
+                                                              "model's per-class ones, chosen on its validation crops)")
+    ap.add_argument("--single-threshold", action="store_true",
+                    help="the model's single threshold (best headline on validation) instead of its per-class ones")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of the tile (default 0.25)")
     ap.add_argument("--no-overlays", action="store_true")
@@ -603,7 +649,7 @@ def _main(argv=None) -> int:
     from .utils import get_device
     try:
         res = quantify(args.model, args.inputs, args.out, args.nm_per_px, args.score, get_device(args.device),
-                       args.overlap, overlays=not args.no_overlays)
+                       args.overlap, overlays=not args.no_overlays, per_class=not args.single_threshold)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -214,3 +214,23 @@ def test_class_agnostic_nms_of_detections_by_hand():
     kept = d.class_agnostic_nms(0.5)  # the two overlapping boxes of different classes: the better one stays
     assert kept.labels.tolist() == [2, 2] and kept.scores.tolist() == [0.9, 0.3]
     assert len(d.class_agnostic_nms(0.95)) == 3  # they overlap by 9/11 < 0.95: both kept
+
+
+def test_one_threshold_per_class_recovers_a_class_the_detector_scores_low():
+    """Loops of class 3 score only 0.3 but are right; dots score 0.8 and a false dot 0.5: one
+    threshold must drop the loops or keep the false dot, one per class does neither."""
+    from tem_lib.metrics.detection import choose_class_thresholds
+    truth = [sample("a", [(10, 10, 20, 20, 1), (40, 40, 50, 50, 1), (80, 80, 100, 90, 3), (120, 120, 140, 130, 3)])]
+    preds = [dets("a", [(10, 10, 20, 20, 1, 0.8), (40, 40, 50, 50, 1, 0.8), (200, 200, 210, 210, 1, 0.5),
+                        (80, 80, 100, 90, 3, 0.3), (120, 120, 140, 130, 3, 0.3)])]
+    single, _ = choose_score_threshold(truth, preds, FECRAL)
+    kept = above(preds, single)[0]
+    assert len(kept) in (2, 5)  # either the loops are gone or the false dot stays
+    for objective in ("headline", "count"):
+        th, table = choose_class_thresholds(truth, preds, FECRAL, objective=objective)
+        got = preds[0].above_class_thresholds(th)
+        assert sorted(got.labels.tolist()) == [1, 1, 3, 3], objective
+        assert 0.5 < th[1] <= 0.8 and th[3] <= 0.3
+        assert table.set_index("class_id").loc[3, "n_kept"] == 2
+    with pytest.raises(ValueError, match="objective"):
+        choose_class_thresholds(truth, preds, FECRAL, objective="f1")

@@ -224,6 +224,7 @@ def test_09_quantified_the_held_out_micrographs_with_the_best_detector(smoke_run
     from tem_lib.quantify import load_model
     _, card = load_model(out / "work" / "models" / "best")  # portable: loads from its folder alone
     assert card.source["run"].startswith("split0-") and 0 < card.score_threshold < 1
+    assert sorted(card.class_thresholds) == [1, 2, 3]  # and one per class, chosen on the same validation crops
     assert card.tile == 256 and card.nm_per_px > 0 and "validation crops" in card.threshold_source
     q = out / "work" / "quantify" / "split0"
     for name in ("defects.csv", "summary.csv", "images.csv", "predictions_coco.json", "comparison.csv"):

@@ -127,7 +127,7 @@ def model_dir(tmp_path_factory):
     train_detector(crops, root / "run", TINY, {"epochs": 1, "iters_per_epoch": 2, "batch_size": 2, "warmup_iters": 1},
                    class_ids=FECRAL.ids, class_names=FECRAL.names, progress=False)
     return export_model(root / "run", root / "model", FECRAL, tile=256, nm_per_px=crops[0].nm_per_px,
-                        score_threshold=0.3, threshold_source="test")
+                        score_threshold=0.3, threshold_source="test", class_thresholds={1: 0.3, 2: 0.4, 3: 0.2})
 
 
 def test_model_folders_carry_their_card_and_refuse_a_mismatch(model_dir, tmp_path):
@@ -142,6 +142,7 @@ def test_model_folders_carry_their_card_and_refuse_a_mismatch(model_dir, tmp_pat
     bad = shutil.copytree(model_dir, tmp_path / "bad")
     doc = json.loads((bad / CARD).read_text())
     doc["classes"]["classes"] = doc["classes"]["classes"][:2]
+    doc["class_thresholds"] = {"1": 0.3, "2": 0.4}
     (bad / CARD).write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="do not match the detector's"):
         load_model(bad)
@@ -151,7 +152,10 @@ def test_model_folders_carry_their_card_and_refuse_a_mismatch(model_dir, tmp_pat
     with pytest.raises(ValueError, match="trained for class ids"):
         export_model(model_dir.parent / "run", tmp_path / "x", preset("fecral_cavities"), 256, 0.5, 0.3, "t")
     assert not (tmp_path / "x").exists()
-    assert ModelCard.from_dict(card.to_dict(), "card") == card
+    assert ModelCard.from_dict(card.to_dict(), "card") == card and card.class_thresholds == {1: 0.3, 2: 0.4, 3: 0.2}
+    for bad in ({"1": 0.3}, {"1": 0.3, "2": 0.4, "3": 1.5}, ["0.3"]):
+        with pytest.raises(ValueError, match="class_thresholds"):
+            ModelCard.from_dict({**card.to_dict(), "class_thresholds": bad}, "card")
 
 
 def test_quantify_command_on_png_tiff_and_dm3(model_dir, tmp_path, micrograph):
@@ -240,3 +244,21 @@ def test_micrographs_at_another_pixel_size_are_resized_to_the_models(model_dir, 
     assert len(res.defects) == 1 and d.cx_px == pytest.approx(10, abs=0.6) and d.area_px == 100
     assert d.major_nm == pytest.approx(d.major_px * model_nm * 2)
     assert res.predictions[0].shape == (512, 512) and np.allclose(res.predictions[0].boxes, [[5, 5, 15, 15]])
+
+
+def test_per_class_thresholds_are_the_default_and_can_be_overridden(model_dir, tmp_path):
+    """A <100> loop scored 0.25 is kept at its class's 0.2, not at the single 0.3 or at --score 0.5."""
+    Image.fromarray(np.full((256, 256), 150, np.uint8)).save(tmp_path / "m.png")
+
+    def loop_and_dot(tiles, offsets):
+        return [Detections([[10, 10, 30, 20], [50, 50, 54, 54]], [3, 1], [0.25, 0.6], t.shape, "t",
+                           [Instance(np.ones((10, 20), bool), 10, 10, 3), Instance(np.ones((4, 4), bool), 50, 50, 1)])
+                for t in tiles]
+    kept = {}
+    for name, kw in (("per-class", {}), ("single", {"per_class": False}), ("score", {"score": 0.5})):
+        res = quantify(model_dir, [tmp_path / "m.png"], tmp_path / name, overlays=False, progress=False,
+                       predict=loop_and_dot, **kw)
+        kept[name] = sorted(res.defects.class_id.tolist())
+        assert json.loads((tmp_path / name / "run.json").read_text())["thresholds"]
+    assert kept == {"per-class": [1, 3], "single": [1], "score": [1]}
+

@@ -81,6 +81,19 @@ class Detections:
         inst = None if self.instances is None else [self.instances[i] for i in order]
         return Detections(self.boxes[order], self.labels[order], self.scores[order], self.shape, self.name, inst)
 
+    def subset(self, indices) -> "Detections":
+        """The detections at ``indices``, in that order."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        inst = None if self.instances is None else [self.instances[i] for i in idx]
+        return Detections(self.boxes[idx], self.labels[idx], self.scores[idx], self.shape, self.name, inst)
+
+    def above_class_thresholds(self, thresholds: dict) -> "Detections":
+        """The detections scoring at least their class's threshold (``{class_id: threshold}``;
+        a class not in it keeps every detection), by decreasing score."""
+        t = np.array([thresholds.get(int(lab), 0.0) for lab in self.labels], dtype=np.float64)
+        order = np.argsort(-self.scores, kind="stable")
+        return self.subset(order[self.scores[order] >= t[order]])
+
     def class_agnostic_nms(self, iou: float = 0.5) -> "Detections":
         """Keep, among boxes overlapping more than ``iou`` whatever their class, only the
         highest-scoring (what ``DetectorConfig.class_agnostic_nms`` does inside the model),
@@ -472,6 +485,52 @@ def score_threshold_sweep(truth: list, predictions: list[Detections], classes, t
     return pd.DataFrame([
         evaluate_detections(truth, predictions, (iou,), classes=classes, score_threshold=t).table.iloc[0].to_dict()
         | columns | {"score_threshold": t} for t in thresholds])
+
+
+def choose_class_thresholds(truth: list, predictions: list[Detections], classes, iou: float = 0.5,
+                            objective: str = "headline", thresholds=None, rounds: int = 2) -> tuple[dict, pd.DataFrame]:
+    """One score threshold per class, chosen on ``truth`` (VALIDATION crops, never test):
+
+    * ``objective="headline"``: coordinate ascent on the headline (harmonic mean of detection
+      and classification F1 at ``iou``) from the best single threshold, one class at a time,
+      ``rounds`` passes; a class's threshold moves only when the headline rises;
+    * ``objective="count"``: for each class the threshold at which as many of its detections
+      are kept as it has labelled defects (the density a microscopist reports), the higher
+      among ties.
+
+    Returns ``({class_id: threshold}, table)``: per class its threshold, labelled and kept
+    counts on ``truth``. Candidates: 0.05, 0.10, ..., 0.95 unless ``thresholds``."""
+    classes = as_class_set(classes)
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    n_true = {c: sum(i.category_id == c for s in truth for i in s.instances) for c in classes.ids}
+    if objective == "count":
+        chosen = {}
+        for c in classes.ids:
+            sc = np.concatenate([p.scores[p.labels == c] for p in predictions]) if predictions else np.zeros(0)
+            gaps = [abs(int((sc >= t).sum()) - n_true[c]) for t in grid]
+            best = min(gaps)
+            chosen[c] = float(max(t for t, g in zip(grid, gaps) if g == best))
+    elif objective == "headline":
+        start, _ = choose_score_threshold(truth, predictions, classes, iou, thresholds=grid)
+        chosen = dict.fromkeys(classes.ids, start)
+
+        def score(th):
+            counts, cms = per_image_counts(truth, [p.above_class_thresholds(th) for p in predictions], iou, classes)
+            return scores_from_counts(counts.sum(0), cms.sum(0), classes)["harmonic"]
+        current = score(chosen)
+        for _ in range(rounds):
+            for c in classes.ids:
+                for t in grid:
+                    trial = {**chosen, c: float(t)}
+                    v = score(trial)
+                    if v > current + 1e-12:
+                        chosen, current = trial, v
+    else:
+        raise ValueError(f"objective must be 'headline' or 'count', got {objective!r}")
+    kept = [p.above_class_thresholds(chosen) for p in predictions]
+    table = pd.DataFrame([{"class_id": c, "class": classes.display(c), "threshold": chosen[c], "n_true": n_true[c],
+                           "n_kept": int(sum((p.labels == c).sum() for p in kept))} for c in classes.ids])
+    return chosen, table
 
 
 def choose_score_threshold(truth: list, predictions: list[Detections], classes, iou: float = 0.5,

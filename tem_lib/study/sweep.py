@@ -267,8 +267,9 @@ class Sweep:
     def export_best(self) -> Path:
         """The best run's detector (:meth:`best_run`) as a portable model folder for
         :mod:`tem_lib.quantify`, in ``ws.path("models", None, None, "best")``, with its class
-        set, crop size, pixel size and validation-chosen score threshold; rewritten only when
-        another run has become the best."""
+        set, crop size, pixel size and score thresholds chosen on validation crops (one, the best
+        headline; and one per class, keeping as many of each class as are labelled there);
+        rewritten only when another run has become the best."""
         from ..quantify import CARD, export_model
         run, score, thr = self.best_run()
         out = self.ws.path("models", None, None, "best")
@@ -277,9 +278,14 @@ class Sweep:
                   "detector_dir": str(self.run_dir(run))}
         if (out / CARD).is_file() and read_json(out / CARD).get("source") == source:
             return out
+        from ..detection.experiment import read_predictions
+        from ..metrics.detection import choose_class_thresholds
+        val = self.val_crops(run["split"])
+        per_class, _ = choose_class_thresholds(val, read_predictions(self.run_dir(run) / "val_predictions.json"),
+                                               self.classes, objective="count")
         return export_model(self.run_dir(run), out, self.classes, self.ws.crop_size, self.ws.nm_per_px, thr,
-                            f"best headline on the {len(self.val_crops(run['split']))} validation crops of split "
-                            f"{run['split']}", source)
+                            f"best headline on the {len(val)} validation crops of split {run['split']}; per class: "
+                            "as many kept as labelled there", source, class_thresholds=per_class)
 
     def run_locked(self, run: dict | str) -> dict:
         """:meth:`run` under the run's lock file, so that two jobs given one run never write it
