@@ -44,6 +44,7 @@ import pandas as pd
 
 from .classes import ClassSet
 from .data.sample import Instance, Sample
+from .layout import DETECTOR_META, WEIGHTS
 from .metrics.detection import Detections
 from .utils import Stream, atomic_path, derive_seed, provenance, read_json, write_json, write_text
 
@@ -118,7 +119,7 @@ def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px:
     saved by :func:`tem_lib.detection.train_detector`; written whole or not at all."""
     from .utils import atomic_dir
     detector_dir, out_dir = Path(detector_dir), Path(out_dir)
-    meta_path, weights = detector_dir / "detector.json", detector_dir / "model.safetensors"
+    meta_path, weights = detector_dir / DETECTOR_META, detector_dir / WEIGHTS
     for p in (meta_path, weights):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: not found; {detector_dir} is not a finished tem_lib detector")
@@ -135,10 +136,10 @@ def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px:
                      versions={k: meta[k] for k in ("versions", "git") if k in meta} or provenance())
     with atomic_dir(out_dir) as tmp:
         try:
-            (tmp / "model.safetensors").hardlink_to(weights)
+            (tmp / WEIGHTS).hardlink_to(weights)
         except OSError:  # another file system, or no hard links: a copy
-            shutil.copy2(weights, tmp / "model.safetensors")
-        shutil.copy2(meta_path, tmp / "detector.json")
+            shutil.copy2(weights, tmp / WEIGHTS)
+        shutil.copy2(meta_path, tmp / DETECTOR_META)
         write_json(tmp / CARD, card.to_dict())
     return out_dir
 
@@ -151,7 +152,7 @@ def read_card(model_dir) -> ModelCard:
     card_path = model_dir / CARD
     if not card_path.is_file():
         hint = (" (a detector folder of a run: export it with tem_lib.quantify.export_model, or use the study's "
-                "models/best)") if (model_dir / "detector.json").is_file() else ""
+                "models/best)") if (model_dir / DETECTOR_META).is_file() else ""
         raise FileNotFoundError(f"{model_dir}: no {CARD}; not a tem_lib model folder{hint}")
     return ModelCard.from_dict(read_json(card_path), str(card_path))
 
@@ -163,7 +164,7 @@ def load_model(model_dir, device="cpu"):
     from .detection.train import load_detector
     model_dir = Path(model_dir)
     card = read_card(model_dir)
-    meta = read_json(model_dir / "detector.json") if (model_dir / "detector.json").is_file() else {}
+    meta = read_json(model_dir / DETECTOR_META) if (model_dir / DETECTOR_META).is_file() else {}
     if list(meta.get("class_ids", [])) != list(card.classes.ids):
         raise ValueError(f"{model_dir}: the card's classes {list(card.classes.ids)} do not match the detector's "
                          f"{meta.get('class_ids')} (detector.json); the folder mixes two models")

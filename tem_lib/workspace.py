@@ -22,19 +22,8 @@ from pathlib import Path
 from .classes import ClassSet, resolve_classes
 from .data import load_dataset, load_splits, make_splits, save_splits, select, tile_dataset
 from .data.sample import Sample
+from .layout import STAGES
 from .utils import read_json, write_json
-
-# Artifact stages and what they hold (work_dir/<stage>/split<s>/n<N>/...)
-STAGES = {
-    "priors": "mask priors fitted on the (split, N) training crops (notebook 02)",
-    "ldm": "the (split, N) generator: autoencoder, denoiser, pipeline (the sweep)",
-    "synthetic": "synthetic image-mask pools drawn by the (split, N) generator (the sweep)",
-    "detector": "one folder per detector run: weights, history, predictions, metrics (the sweep)",
-    "rows": "one JSON result row per sweep run",
-    "unet": "the U-Net confidence study (notebook 08): pretrained encoder, one folder per model, rows",
-    "models": "portable detectors for tem_lib.quantify (models/best: the sweep's best by validation headline)",
-    "quantify": "the best detector applied to whole held-out micrographs (notebook 09)",
-}
 
 
 def project_root() -> Path:

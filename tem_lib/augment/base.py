@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..classes import ClassSet
+from ..layout import DATASET_META, DETECTOR_META, WEIGHTS
 from ..utils import from_dict, stable_hash
 
 STRATEGIES: dict[str, type["Augmentation"]] = {}
@@ -90,7 +91,7 @@ class Augmentation:
         """Write ``n`` synthetic pairs for ``cell`` to ``out_dir`` (a dataset folder, written
         atomically; an existing finished folder is returned as it is)."""
         out_dir = Path(out_dir)
-        if (out_dir / "metadata.json").is_file():
+        if (out_dir / DATASET_META).is_file():
             return out_dir
         if n < 1:
             raise ValueError(f"{out_dir}: an augmentation needs n >= 1 pairs, got {n}")
@@ -99,8 +100,8 @@ class Augmentation:
                 "n_real": len(cell.train), "prior_kind": getattr(cell.prior, "kind", None), "synthetic": True}
         self._make(cell, n, out_dir, meta)
         from ..utils import read_json, write_json
-        written = read_json(out_dir / "metadata.json")
-        write_json(out_dir / "metadata.json", {**written, **meta, "prepare_seconds": round(time.perf_counter() - t0, 2)})
+        written = read_json(out_dir / DATASET_META)
+        write_json(out_dir / DATASET_META, {**written, **meta, "prepare_seconds": round(time.perf_counter() - t0, 2)})
         return out_dir
 
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
@@ -118,7 +119,7 @@ class Augmentation:
         from ..data import load_dataset
         from ..detection import train_detector
         out_dir = Path(out_dir)
-        if not (out_dir / "model.safetensors").is_file() or not (out_dir / "detector.json").is_file():
+        if not (out_dir / WEIGHTS).is_file() or not (out_dir / DETECTOR_META).is_file():
             train_detector(load_dataset(pool), out_dir, detector,
                            {**training, **getattr(self.config, "pretrain", {}), "seed": seed}, device=device,
                            progress=progress)

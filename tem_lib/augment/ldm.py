@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from ..data import write_dataset
 from ..data.sample import LabelMap, Sample
+from ..layout import PIPELINE, generator_folder
 from ..utils import Stream, derive_seed, stable_hash
 from .base import Augmentation, Cell, register
 
@@ -61,7 +62,7 @@ class _Generated(Augmentation):
 
     def model_name(self) -> str:
         """The generator's folder name: one per resolved LDM configuration."""
-        return f"ldm-{stable_hash(resolved_ldm_config(self.config.ldm_config))[:8]}"
+        return generator_folder(stable_hash(resolved_ldm_config(self.config.ldm_config)))
 
     def model_dir(self, cell: Cell) -> Path:
         if cell.cache_dir is None:
@@ -116,7 +117,7 @@ class LDMAugmentation(_Generated):
                                  name="syn", nm_per_px=cell.nm_per_px)
         synthesize(pipe, maps, out_dir, cell.classes, sampler=c.sampler, steps=c.steps, guidance_scale=c.guidance_scale,
                    eta=c.eta, seed=derive_seed(cell.seed, Stream.SYNTHESIS), batch_size=c.batch_size, overwrite=True,
-                   progress=cell.progress, metadata={"model": str(self.model_dir(cell) / "pipeline")},
+                   progress=cell.progress, metadata={"model": str(self.model_dir(cell) / PIPELINE)},
                    quality=self.quality(cell) if c.quality_filter else None)
 
 
@@ -186,7 +187,7 @@ class RegionInpaint(_Generated):
                 added += k
                 samples.append(Sample(img, inst, source_id=f"inpaint:{base.source_id}", nm_per_px=base.nm_per_px,
                                       name=f"inp_{i:05d}", meta={"base": base.name, "added": k}))
-        write_dataset(samples, out_dir, cell.classes, metadata={"model": str(self.model_dir(cell) / "pipeline")},
+        write_dataset(samples, out_dir, cell.classes, metadata={"model": str(self.model_dir(cell) / PIPELINE)},
                       overwrite=True)
         meta.update({"n_images": len(samples), "defects_added": added,
                      "bases": {s.name: s.meta["base"] for s in samples}})  # image -> the real crop it started from

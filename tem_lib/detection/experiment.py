@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..data import load_dataset
 from ..data.sample import Instance
+from ..layout import DATASET_META, DETECTOR_META, HISTORY, METRICS, PREDICTIONS, VAL_PREDICTIONS
 from ..metrics.detection import (
     IOU_THRESHOLDS,
     DetectionReport,
@@ -44,7 +45,7 @@ class ConditionResult:
     @property
     def history(self) -> pd.DataFrame:
         """The detector's training history (one row per iteration: losses, learning rate)."""
-        path = self.out_dir / "history.csv"
+        path = self.out_dir / HISTORY
         return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["iteration", "loss"])
 
 
@@ -87,7 +88,7 @@ def read_predictions(path) -> list[Detections]:
 def load_synthetic(folder, limit: int | None = None):
     """The pairs of a synthetic dataset folder (notebook 04), the first ``limit`` of them."""
     folder = Path(folder)
-    if not (folder / "metadata.json").is_file():
+    if not (folder / DATASET_META).is_file():
         raise FileNotFoundError(f"{folder}: not a synthetic dataset folder (no metadata.json); run notebook 04")
     samples = load_dataset(folder)
     return samples[:limit] if limit is not None else samples
@@ -107,21 +108,21 @@ def run_condition(name: str, train, test, out_dir, classes, detector: dict | Non
                        "train": [s.name for s in train],
                        "synthetic": [s.name for s in synthetic], "test": [s.name for s in test],
                        **({"init": str(init_weights)} if init_weights is not None else {})})
-    done = out_dir / "metrics.json"
-    val_file = out_dir / "val_predictions.json"
+    done = out_dir / METRICS
+    val_file = out_dir / VAL_PREDICTIONS
     model = None
-    if done.is_file() and read_json(done).get("key") == key and (out_dir / "predictions.json").is_file():
-        meta = read_json(out_dir / "detector.json")
+    if done.is_file() and read_json(done).get("key") == key and (out_dir / PREDICTIONS).is_file():
+        meta = read_json(out_dir / DETECTOR_META)
         training_info = read_json(done)["training"]
-        preds = read_predictions(out_dir / "predictions.json")
+        preds = read_predictions(out_dir / PREDICTIONS)
     else:
         model, summary = train_detector(train, out_dir, detector, training, synthetic, device,
                                         class_ids=classes.ids, class_names=classes.names, progress=progress,
                                         init_weights=init_weights)
         preds = evaluate(model, test, device, progress=progress)
-        write_predictions(preds, out_dir / "predictions.json")
+        write_predictions(preds, out_dir / PREDICTIONS)
         val_file.unlink(missing_ok=True)
-        meta = read_json(out_dir / "detector.json")
+        meta = read_json(out_dir / DETECTOR_META)
         training_info = {k: summary[k] for k in ("seconds", "resumed_from", "pretrained", "n_real", "n_synthetic",
                                                  "init_weights") if k in summary}
     if list(meta["class_ids"]) != list(classes.ids):

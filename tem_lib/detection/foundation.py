@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from ..layout import DETECTOR_META, WEIGHTS
 from ..utils import derive_seed, from_dict, read_json, stable_hash, write_json
 from .config import DetectorConfig, DetTrainConfig, to_dict
 
@@ -173,15 +174,15 @@ def ensure_foundation(fcfg: FoundationConfig | dict | None, detector: DetectorCo
         data = simulated_set(fcfg)
         train_detector(data, work, pretraining_detector(detector), {**fcfg.training, "seed": fcfg.seed},
                        device=device, class_ids=data.classes.ids, class_names=data.classes.names, progress=progress)
-        meta = read_json(work / "detector.json")
-        write_json(work / "detector.json", {**meta, "foundation": {"config": dataclasses.asdict(fcfg),
+        meta = read_json(work / DETECTOR_META)
+        write_json(work / DETECTOR_META, {**meta, "foundation": {"config": dataclasses.asdict(fcfg),
                                                                    "key": out.name, "n_crops": len(data)}})
         os.replace(work, out)
     return out
 
 
 def _complete(folder: Path) -> bool:
-    return (folder / "model.safetensors").is_file() and (folder / "detector.json").is_file()
+    return (folder / WEIGHTS).is_file() and (folder / DETECTOR_META).is_file()
 
 
 def transfer_weights(model, folder, detector: DetectorConfig, class_ids, class_names=None) -> dict:
@@ -194,7 +195,7 @@ def transfer_weights(model, folder, detector: DetectorConfig, class_ids, class_n
     """
     from safetensors.torch import load_file
     folder = Path(folder)
-    meta = read_json(folder / "detector.json")
+    meta = read_json(folder / DETECTOR_META)
     theirs, ours = _architecture(meta.get("detector", {})), _architecture(detector)
     if stable_hash(theirs) != stable_hash(ours):
         diff = sorted(k for k in ARCHITECTURE if theirs.get(k) != ours.get(k))
@@ -204,7 +205,7 @@ def transfer_weights(model, folder, detector: DetectorConfig, class_ids, class_n
     if same and class_names is not None and meta.get("class_names") is not None:
         same = list(meta["class_names"]) == list(class_names)
     try:
-        sd = load_file(folder / "model.safetensors")
+        sd = load_file(folder / WEIGHTS)
     except Exception as e:  # noqa: BLE001 - missing, truncated or foreign file
         raise ValueError(f"{folder / 'model.safetensors'}: could not load ({type(e).__name__}: {e})") from None
     if not same:

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..checkpoint import check_compatible, config_diff, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
+from ..layout import CHECKPOINT, DETECTOR_META, HISTORY, WEIGHTS
 from ..running import parallel
 from ..utils import (
     atomic_path,
@@ -130,7 +131,7 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
                       if init_weights is not None else {}),
                    "data": {"real": [s.name for s in train], "synthetic": [s.name for s in synthetic]}}
     key = stable_hash(full_config)
-    ckpt = out_dir / "checkpoint"
+    ckpt = out_dir / CHECKPOINT
     finished = _finished(out_dir, key, full_config, device)
     if finished is not None:  # trained before with this configuration and data: its resume point was dropped
         return finished
@@ -174,7 +175,7 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
             "n_real": len(train), "n_synthetic": len(synthetic), "seconds": round(state["seconds"], 1),
             "device": str(device), **provenance()}
     if rank == 0:
-        write_text(out_dir / "history.csv", history.to_csv(index=False))
+        write_text(out_dir / HISTORY, history.to_csv(index=False))
         save_detector(model, out_dir, meta)
         # inference and reuse need the model only: the resume point (weights + optimizer state,
         # 3x the model) goes once the model is saved
@@ -188,8 +189,8 @@ def _finished(out_dir: Path, key: str, full_config: dict, device):
     """``(model, summary)`` of a training already finished in ``out_dir`` with this ``key``
     (configuration, classes, start and data); None if none finished there; ``ValueError`` if
     one of another configuration did (as for a checkpoint: never overwritten silently)."""
-    meta_path = out_dir / "detector.json"
-    if not (out_dir / "model.safetensors").is_file() or not meta_path.is_file():
+    meta_path = out_dir / DETECTOR_META
+    if not (out_dir / WEIGHTS).is_file() or not meta_path.is_file():
         return None
     meta = read_json(meta_path)
     if meta.get("key") is None:  # saved before detectors recorded their key: train (or resume) as before
@@ -200,7 +201,7 @@ def _finished(out_dir: Path, key: str, full_config: dict, device):
         raise ValueError(f"{meta_path}: a detector of another configuration was finished here "
                          f"({'; '.join(diff[:5]).replace('checkpoint ', 'saved ') or 'other start or training data'}); "
                          "use another out_dir or delete the folder")
-    history = pd.read_csv(out_dir / "history.csv") if (out_dir / "history.csv").is_file() else pd.DataFrame()
+    history = pd.read_csv(out_dir / HISTORY) if (out_dir / HISTORY).is_file() else pd.DataFrame()
     summary = {k: meta[k] for k in ("pretrained", "norm", "pretrained_tensors_loaded", "init_weights", "n_real",
                                     "n_synthetic") if k in meta}
     return load_detector(out_dir, device), {"history": history, "seconds": meta.get("seconds", 0.0),
@@ -211,9 +212,9 @@ def save_detector(model, out_dir, meta: dict) -> Path:
     """``out_dir/model.safetensors`` and ``out_dir/detector.json`` (written atomically)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.safetensors") as tmp:
+    with atomic_path(out_dir / WEIGHTS) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
-    write_json(out_dir / "detector.json", meta)
+    write_json(out_dir / DETECTOR_META, meta)
     return out_dir
 
 
@@ -221,7 +222,7 @@ def load_detector(path, device="cpu"):
     """A detector saved by :func:`train_detector` (folder with ``detector.json`` and
     ``model.safetensors``), in eval mode. Weights never unpickle code (safetensors)."""
     path = Path(path)
-    meta = read_json(path / "detector.json")
+    meta = read_json(path / DETECTOR_META)
     for k in ("detector", "class_ids"):
         if k not in meta:
             raise ValueError(f"{path / 'detector.json'}: not a tem_lib detector (no {k!r})")
@@ -229,7 +230,7 @@ def load_detector(path, device="cpu"):
     if meta["detector"].get("norm", "auto") == "auto":
         cfg.norm = meta.get("norm", "group")
     model = build_maskrcnn(cfg, meta["class_ids"])
-    weights = path / "model.safetensors"
+    weights = path / WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: not found")
     try:

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import NonFiniteLoss, check_compatible, load_checkpoint, save_checkpoint, step_generator
+from ..layout import CHECKPOINT, HISTORY
 from ..running.parallel import average_gradients, barrier, world
 from ..utils import derive_seed, provenance, stable_hash, write_text
 from .config import TrainConfig
@@ -66,7 +67,7 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
 
     full_config = {"config": config, "train": cfg.__dict__ | {}}
     key = stable_hash(full_config)
-    ckpt = out_dir / "checkpoint"
+    ckpt = out_dir / CHECKPOINT
     state = {"step": 0, "history": [], "seconds": 0.0}
     if check_compatible(ckpt, key, full_config):
         state = load_checkpoint(ckpt, modules, stateful)
@@ -115,7 +116,7 @@ def fit(modules: dict[str, torch.nn.Module], loss_fn: Callable[[int, torch.Gener
         m.eval()
     hist = pd.DataFrame(state["history"], columns=["step", "loss", "lr"])
     if rank == 0:
-        write_text(out_dir / "history.csv", hist.to_csv(index=False))
+        write_text(out_dir / HISTORY, hist.to_csv(index=False))
     return {"history": hist, "seconds": state.get("seconds", time.perf_counter() - t0),
             "resumed_from": resumed_from}
 

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
+from ..layout import CHECKPOINT, PIPELINE
 from ..utils import atomic_dir, get_device, provenance, read_json, write_json
 from .adversarial import PatchDiscriminator, adversarial_loss
 from .autoencoder import reconstruct, reconstruction_loss
@@ -191,18 +192,18 @@ def save_pipeline(pipe: MaskToImagePipeline, path, record: dict) -> Path:
 def _finished(out_dir: Path, config: LDMConfig, samples, device, sampler: str):
     """``(pipeline, summary)`` if ``out_dir`` holds the finished pipeline of this configuration
     and these crops (loaded as saved: no re-encoding, no noise refit), else None."""
-    record_path = out_dir / "pipeline" / "tem_lib.json"
+    record_path = out_dir / PIPELINE / "tem_lib.json"
     if not record_path.is_file():
         return None
     record = read_json(record_path)
     if record.get("config") != json.loads(json.dumps(config.to_dict())) or \
             record.get("crops") != [s.name for s in samples]:
         return None  # another run's folder: train_autoencoder/fit refuse it with the differences
-    pipe = load_pipeline(out_dir / "pipeline", device=device)
+    pipe = load_pipeline(out_dir / PIPELINE, device=device)
     pipe.set_sampler(sampler)
     histories = {}
     for stage in ("autoencoder", "denoiser"):
-        state = out_dir / stage / "checkpoint" / "state.json"
+        state = out_dir / stage / CHECKPOINT / "state.json"
         rows = read_json(state).get("history", []) if state.is_file() else []
         histories[f"{stage}_history"] = pd.DataFrame(rows, columns=["step", "loss", "lr"])
     return pipe, {**record.get("training", {}), "loaded": True, **histories}
@@ -248,7 +249,7 @@ def train_ldm(samples, config: LDMConfig | dict | None = None, out_dir="runs/ldm
                "scaling_factor": float(vae.config.scaling_factor), "n_crops": len(samples),
                "crop_size": int(images.shape[-1]), "encode_seconds": time.perf_counter() - t0 - dn_res["seconds"],
                "autoencoder_resumed_from": ae_res["resumed_from"], "denoiser_resumed_from": dn_res["resumed_from"]}
-    save_pipeline(pipe, out_dir / "pipeline", {"config": config.to_dict(), "training": summary,
+    save_pipeline(pipe, out_dir / PIPELINE, {"config": config.to_dict(), "training": summary,
                                                "crops": [s.name for s in samples]})
     pipe.set_progress_bar_config(disable=True)
     return pipe, {**summary, "autoencoder_history": ae_res["history"], "denoiser_history": dn_res["history"]}

@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from ..data.torch_dataset import random_patches
 from ..detection.model import PretrainedWeightsMissing
+from ..layout import CHECKPOINT, HISTORY, WEIGHTS
 from ..ldm.config import TrainConfig
 from ..utils import atomic_dir, from_dict, read_json, write_json
 
@@ -272,7 +273,7 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
     done = out_dir / "model"
     if (done / "seg_config.json").is_file() and read_json(done / "seg_config.json").get("run") == run:
         model = load_unet(done, device)
-        hist = out_dir / "history.csv"
+        hist = out_dir / HISTORY
         return model, {"history": pd.read_csv(hist) if hist.is_file() else pd.DataFrame(columns=["step", "loss", "lr"]),
                        "seconds": read_json(done / "seg_config.json").get("seconds"),
                        "resumed_from": cfg.training.steps}
@@ -294,7 +295,7 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
     res = fit({"unet": model}, loss_fn, tc, out_dir, run, device, desc=f"unet {cfg.encoder}")
     save_unet(model, cfg, done, run=run, seconds=res["seconds"])
     # the checkpoint (weights + optimizer state, 4x the model) only serves an interrupted run
-    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    shutil.rmtree(out_dir / CHECKPOINT, ignore_errors=True)
     return model.eval(), res
 
 
@@ -302,7 +303,7 @@ def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None, 
     """A folder with ``model.safetensors`` and ``seg_config.json`` (config, the run that made it,
     its training seconds), written beside and renamed."""
     with atomic_dir(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
         write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run, "seconds": seconds})
     return Path(path)
 
@@ -310,12 +311,12 @@ def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None, 
 def load_unet(path, device="cpu") -> SegUNet:
     """A U-Net saved by :func:`save_unet` (built from scratch, then its saved weights)."""
     path = Path(path)
-    if not (path / "seg_config.json").is_file() or not (path / "model.safetensors").is_file():
+    if not (path / "seg_config.json").is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: not a saved U-Net (needs seg_config.json and model.safetensors)")
     cfg = SegConfig.from_dict(read_json(path / "seg_config.json")["config"])
     model = build_unet(replace(cfg, init="scratch", freeze=0, regularization="none"))
     try:
-        model.load_state_dict(load_file(path / "model.safetensors"))
+        model.load_state_dict(load_file(path / WEIGHTS))
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{path / 'model.safetensors'}: does not fit the saved config ({type(e).__name__}: {e})") from None
     model.config = cfg

@@ -8,6 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..layout import (
+    DATASET_META,
+    DETECTOR_META,
+    PREDICTIONS,
+    VAL_PREDICTIONS,
+    pool_folder,
+    pretrain_folder,
+    row_file,
+    run_folder,
+    shared_pool_folder,
+)
 from ..utils import derive_seed, provenance, read_json, stable_hash, write_json
 from .config import SweepConfig, condition_name, n_synthetic, run_id
 from .locks import run_lock
@@ -86,10 +97,10 @@ class Sweep:
     def pool_dir(self, split: int, n: int, augment: str = "ldm") -> Path:
         s = self.strategy(augment)
         if s.shared:  # made once for the whole study (e.g. simulated micrographs to pretrain on)
-            return self.ws.path("synthetic", None, None, "shared", f"{augment}_cfg-{s.key()}")
+            return self.ws.path("synthetic", None, None, "shared", shared_pool_folder(augment, s.key()))
         from ..priors.cells import cell_prior_hash  # a refitted prior: another pool
-        return self.ws.path("synthetic", split, n, f"{augment}_{self.cfg.prior}_{self.pool_size(split, n, augment)}"
-                                                   f"_cfg-{s.key()}_prior-{cell_prior_hash(self.ws, split, n, self.cfg.prior)}")
+        return self.ws.path("synthetic", split, n, pool_folder(augment, self.cfg.prior, self.pool_size(split, n, augment),
+                                                               s.key(), cell_prior_hash(self.ws, split, n, self.cfg.prior)))
 
     def generator(self, split: int, n: int):
         """The (split, N) LDM trained on exactly those N crops, as in the paper (trained on the
@@ -117,7 +128,7 @@ class Sweep:
         for split, n in self.cells():
             for g in (g for g in self.cfg.augment if g not in self.skipped):
                 p = self.pool_dir(split, n, g)
-                if self.strategy(g).use == "mix" and self.pool_size(split, n, g) and (p / "metadata.json").is_file():
+                if self.strategy(g).use == "mix" and self.pool_size(split, n, g) and (p / DATASET_META).is_file():
                     out.append({"split": split, "n_train": n, "augment": g, "path": p})
         return out
 
@@ -135,16 +146,16 @@ class Sweep:
         return out
 
     def row_path(self, rid: str) -> Path:
-        return self.ws.path("rows") / f"{rid}.json"
+        return self.ws.path("rows") / row_file(rid)
 
     def run_dir(self, run: dict) -> Path:
         """The run's detector folder, keyed by its settings as well as its id: a run redone with
         other settings (another generator, detector or strategy config) trains in a new folder
         instead of meeting the old run's checkpoint."""
-        out = self.ws.path("detector", run["split"], run["n_train"], f"{run['id']}-{stable_hash(self._settings(run))[:8]}")
+        out = self.ws.path("detector", run["split"], run["n_train"], run_folder(run["id"], stable_hash(self._settings(run))))
         if not out.exists():  # a workspace from before folders carried the hash: its run, if its row
             legacy = out.with_name(run["id"])  # says it was made with these settings
-            if (legacy / "predictions.json").is_file() and self.is_done(run):
+            if (legacy / PREDICTIONS).is_file() and self.is_done(run):
                 return legacy
         return out
 
@@ -162,7 +173,7 @@ class Sweep:
         """The test predictions of a finished run (:class:`~tem_lib.metrics.detection.Detections`)."""
         from ..detection.experiment import read_predictions
         run = self.get(run) if isinstance(run, str) else run
-        return read_predictions(self.run_dir(run) / "predictions.json")
+        return read_predictions(self.run_dir(run) / PREDICTIONS)
 
     def test_crops(self, split: int):
         return self.ws.test(split, self.cfg.n_test)
@@ -201,7 +212,7 @@ class Sweep:
         to fine-tune on the cell's real crops; once per (cell, strategy, seed), or per (strategy,
         seed) for a ``shared`` one. The study only says where it lives."""
         s = self.strategy(augment)
-        name = f"pretrain-{augment}-{s.key()}-seed{seed}"
+        name = pretrain_folder(augment, s.key(), seed)
         out = self.ws.path("detector", None, None, "shared", name) if s.shared else self.ws.path("detector", split, n, name)
         return s.pretrain(pool, out, self.cfg.detector, self.cfg.training, seed, self.device, self.progress)
 
@@ -235,13 +246,13 @@ class Sweep:
     @staticmethod
     def _pretrain_seconds(res) -> float | None:
         init = res.training.get("init_weights")
-        return read_json(Path(init["path"]) / "detector.json").get("seconds") if init else None
+        return read_json(Path(init["path"]) / DETECTOR_META).get("seconds") if init else None
 
     def _prepare_seconds(self, run: dict) -> float | None:
         """Seconds the run's pool took to make (its strategy's cost; 0 pairs: None)."""
         if not run["n_synthetic"]:
             return None
-        meta = self.pool_dir(run["split"], run["n_train"], run["augment"]) / "metadata.json"
+        meta = self.pool_dir(run["split"], run["n_train"], run["augment"]) / DATASET_META
         return read_json(meta).get("prepare_seconds") if meta.is_file() else None
 
     def best_run(self) -> tuple[dict, float, float]:
@@ -252,7 +263,7 @@ class Sweep:
         from ..metrics.detection import choose_score_threshold
         best = None
         for r in self.runs:
-            vf = self.run_dir(r) / "val_predictions.json"
+            vf = self.run_dir(r) / VAL_PREDICTIONS
             if not self.is_done(r) or not vf.is_file():
                 continue
             thr, table = choose_score_threshold(self.val_crops(r["split"]), read_predictions(vf), self.classes)
@@ -281,7 +292,7 @@ class Sweep:
         from ..detection.experiment import read_predictions
         from ..metrics.detection import choose_class_thresholds
         val = self.val_crops(run["split"])
-        per_class, _ = choose_class_thresholds(val, read_predictions(self.run_dir(run) / "val_predictions.json"),
+        per_class, _ = choose_class_thresholds(val, read_predictions(self.run_dir(run) / VAL_PREDICTIONS),
                                                self.classes, objective="count")
         return export_model(self.run_dir(run), out, self.classes, self.ws.crop_size, self.ws.nm_per_px, thr,
                             f"best headline on the {len(val)} validation crops of split {run['split']}; per class: "
