@@ -96,7 +96,33 @@ def fold_sets(crops, folds, fold: int, seed: int, n_val: int):
     return ([c for i, c in enumerate(pool) if i not in val_idx], [c for i, c in enumerate(pool) if i in val_idx], test)
 
 
+def run_yolo_recipe(fold, crops, folds, args, classes) -> dict:
+    """The peer line: YOLOv8n-seg from scratch for the wall time of the same fold's foundation
+    recipe (``yolo_peer.py``; ultralytics is an optional benchmark extra)."""
+    out = ROOT / args.work / "yolo" / f"fold{fold}"
+    done = out / "curve.json"
+    ref = ROOT / args.work / "foundation" / f"fold{fold}" / "curve.json"
+    seconds = args.yolo_seconds or (read_json(ref)["curve"][-1]["train_seconds"] if ref.is_file() else 500.0)
+    settings = {"model": "yolov8n-seg.yaml (scratch)", "seconds": seconds, "imgsz": 256, "batch": 4,
+                "n_val": args.n_val, "fold": fold}
+    if done.is_file() and read_json(done).get("settings") == settings:
+        return read_json(done)
+    from yolo_peer import run_yolo
+    train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
+    vp, tp, info = run_yolo(train, val, test, classes, out, seconds, seed=args.seed)
+    point = {"iteration": info["iterations"], "train_seconds": info["train_seconds"],
+             **score_point(val, test, vp, tp, classes)}
+    print(f"yolo fold {fold}: {info}; headline@0.1 {point['harmonic@s0.1']:.3f} @val {point['harmonic@val']:.3f} "
+          f"AP50 {point['bbox_AP50']:.3f}", flush=True)
+    res = {"recipe": "yolo", "fold": fold, "settings": settings, "test_sources": folds[fold], "n_train": len(train),
+           "n_val": len(val), "n_test": len(test), "init": None, "yolo": info, "curve": [point]}
+    write_json(done, res)
+    return res
+
+
 def run_recipe(name, fold, crops, folds, args, classes) -> dict:
+    if name == "yolo":
+        return run_yolo_recipe(fold, crops, folds, args, classes)
     out = ROOT / args.work / name / f"fold{fold}"
     done = out / "curve.json"
     det, tr = RECIPES[name]
@@ -134,7 +160,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="runs/bench/detector_recipe")
     ap.add_argument("--recipes", nargs="+", default=["scratch", "foundation", "foundation+photometric"],
-                    choices=sorted(RECIPES))
+                    choices=sorted([*RECIPES, "yolo"]),
+                    help="'yolo': the peer line (YOLOv8n-seg, ultralytics; pip install -e '.[peer]')")
+    ap.add_argument("--yolo-seconds", type=float, default=None,
+                    help="YOLO's training wall time (default: the same fold's foundation recipe's)")
     ap.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--iters", type=int, default=80)
