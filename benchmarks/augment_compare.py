@@ -62,7 +62,7 @@ def main():
         name, what = "augment_sim", "simulated (quick-profile workspace)"
     else:
         ws = fecral_workspace(args.work_dir)
-        name, what = "augment_realdata", f"real FeCrAl ({REAL_DATA.name}), 2 splits by micrograph"
+        name, what = "augment_realdata", f"real FeCrAl ({REAL_DATA.name}), a workspace of 2 splits by micrograph"
     if args.best_ldm:
         what += "; generator: mask_weight 4, guidance 4, quality filter on"
     sweep = Sweep(ws, sweep_cfg, device=args.device, progress=False)
