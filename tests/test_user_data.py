@@ -146,7 +146,7 @@ def check_class_set_flows_through(tmp_path, names, n_detectors, strategies):
     assert set(pd.read_csv(figs / "02_ks_table.csv")["class"]) - {"all"} == names
     assert {f"f1_{n}" for n in names} <= set(pd.read_csv(figs / "05_metrics.csv").columns)
     assert set(pd.read_csv(figs / "05_confusion.csv")["true"]) <= displays
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "work").rglob("detector.json")]
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "work" / "detector").rglob("detector.json")]
     ours = [m for m in metas if m.get("class_names") == list(classes.names)]
     assert len(ours) == n_detectors
     assert all(m["init_weights"]["heads"] == "reinitialised" for m in ours)
