@@ -45,7 +45,7 @@ import pandas as pd
 from .classes import ClassSet
 from .data.sample import Instance, Sample
 from .layout import DETECTOR_META, WEIGHTS
-from .metrics.detection import Detections
+from .metrics.detection import Detections, box_iou
 from .utils import Stream, atomic_path, derive_seed, provenance, read_json, write_json, write_text
 
 CARD = "model.json"
@@ -204,14 +204,6 @@ def _ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ix * iy / np.maximum(np.minimum(area(a), area(b)), 1e-9)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
 def merge_tiles(parts: list[tuple[int, Detections, tuple[int, int]]], shape, name: str,
                 match_threshold: float = 0.5, class_agnostic: bool = True) -> Detections:
     """One :class:`Detections` for the whole image from per-tile detections ``(tile index,
@@ -250,7 +242,7 @@ def merge_tiles(parts: list[tuple[int, Detections, tuple[int, int]]], shape, nam
             if not hit.any():
                 break
             cand, ios = cand[hit], ios[hit]
-            iou = _iou(box, boxes[cand])
+            iou = box_iou(box[None], boxes[cand])[0]
             best = {}  # at most one detection per other tile: the one overlapping most
             for j, v, u in zip(cand, ios, iou):
                 if tiles[j] not in best or (v, u) > best[tiles[j]][1:]:
@@ -431,7 +423,7 @@ def overlay(image: np.ndarray, det: Detections, classes: ClassSet, path, title: 
 
 def coco_predictions(predictions: list[Detections], classes: ClassSet, images: pd.DataFrame) -> dict:
     """A COCO file (images, categories, annotations with RLE masks and a ``score``)."""
-    from pycocotools import mask as mask_utils
+    from .data.io import encode_rle
     out_images, anns = [], []
     for k, (det, im) in enumerate(zip(predictions, images.itertuples()), start=1):
         out_images.append({"id": k, "file_name": im.file, "height": int(det.shape[0]), "width": int(det.shape[1]),
@@ -442,8 +434,7 @@ def coco_predictions(predictions: list[Detections], classes: ClassSet, images: p
                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": round(float(det.scores[j]), 5), "iscrowd": 0}
             if det.instances is not None:
                 inst = det.instances[j]
-                rle = mask_utils.encode(np.asfortranarray(inst.full_mask(det.shape).astype(np.uint8)))
-                ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+                ann["segmentation"] = encode_rle(inst.full_mask(det.shape))
                 ann["area"] = int(inst.area)
             anns.append(ann)
     return {"images": out_images, "annotations": anns, "categories": classes.coco_categories(),
@@ -526,27 +517,24 @@ def quantify(model_dir, inputs, out_dir, nm_per_px: float | None = None, score: 
     as many detections as it has labelled defects, or with ``per_class=False`` its single one).
     ``predict``: a stand-in for the detector, ``predict(tiles, offsets) -> [Detections]``
     (tests); its card is still read from ``model_dir``."""
-    items, data_classes = collect_inputs(inputs, nm_per_px, read_card(model_dir).classes)
-    return _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot, seed,
-                     overlays, progress, predict, per_class)
+    card = read_card(model_dir)
+    items, data_classes = collect_inputs(inputs, nm_per_px, card.classes)
+    return _quantify(model_dir, card, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot,
+                     seed, overlays, progress, predict, per_class)
 
 
-def quantify_samples(model_dir, samples: list[Sample], out_dir, classes: ClassSet | None = None, **kwargs):
+def quantify_samples(model_dir, samples: list[Sample], out_dir, classes: ClassSet | None = None,
+                     score: float | None = None, device="cpu", overlap: float = 0.25, match_threshold: float = 0.5,
+                     n_boot: int = 1000, seed: int = 0, overlays: bool = True, progress: bool = True, predict=None,
+                     per_class: bool = True) -> QuantifyResult:
     """:func:`quantify` on micrographs in memory (e.g. ``ws.test_micrographs(split)``); with
     ``classes`` (the samples' class set) their labels are compared with the detections."""
     items = [{"path": s.name, "name": s.name, "image": s.image, "nm_per_px": s.nm_per_px,
               "truth": s if classes is not None else None} for s in samples]
     if not items:
         raise ValueError("no micrographs to quantify")
-    keys = ("score", "device", "overlap", "match_threshold", "n_boot", "seed", "overlays", "progress", "predict",
-            "per_class")
-    bad = set(kwargs) - set(keys)
-    if bad:
-        raise TypeError(f"quantify_samples: unknown arguments {sorted(bad)}")
-    defaults = {"score": None, "device": "cpu", "overlap": 0.25, "match_threshold": 0.5, "n_boot": 1000, "seed": 0,
-                "overlays": True, "progress": True, "predict": None, "per_class": True}
-    a = {**defaults, **kwargs}
-    return _quantify(model_dir, items, classes, out_dir, *(a[k] for k in keys))
+    return _quantify(model_dir, read_card(model_dir), items, classes, out_dir, score, device, overlap,
+                     match_threshold, n_boot, seed, overlays, progress, predict, per_class)
 
 
 def card_thresholds(card: ModelCard, score: float | None = None, per_class: bool = True) -> dict:
@@ -569,16 +557,15 @@ def _describe(thresholds: dict, classes: ClassSet) -> str:
     return "score >= " + ", ".join(f"{thresholds[c.id]:g} ({c.display})" for c in classes)
 
 
-def _quantify(model_dir, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot, seed,
-              overlays, progress, predict, per_class=True) -> QuantifyResult:
+def _quantify(model_dir, card, items, data_classes, out_dir, score, device, overlap, match_threshold, n_boot, seed,
+              overlays, progress, predict, per_class) -> QuantifyResult:
     from skimage.transform import rescale
     from tqdm import tqdm
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    card = read_card(model_dir)
     thresholds = card_thresholds(card, score, per_class)
     if predict is None:
-        model, card = load_model(model_dir, device)
+        model, _ = load_model(model_dir, device)
         low = min(thresholds.values())
         if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
             model.roi_heads.score_thresh = low

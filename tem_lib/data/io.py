@@ -204,10 +204,16 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
 
 
 # ----------------------------------------------------------------------------- writing
+def encode_rle(mask: np.ndarray) -> dict:
+    """A full-image boolean mask as COCO RLE (``counts`` as text, JSON-ready)."""
+    from pycocotools import mask as mask_utils
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
 def to_coco(samples: list[Sample], classes: ClassSet) -> dict:
     """COCO dict with compressed-RLE segmentations (exact masks, pycocotools-readable);
     categories are ``classes``."""
-    from pycocotools import mask as mask_utils
     images, anns = [], []
     for k, s in enumerate(samples, start=1):
         h, w = s.shape
@@ -216,9 +222,7 @@ def to_coco(samples: list[Sample], classes: ClassSet) -> dict:
                        "source_id": s.source_id, "nm_per_px": s.nm_per_px,
                        "origin": list(s.origin)})
         for inst in s.instances:
-            full = np.asfortranarray(inst.full_mask((h, w)).astype(np.uint8))
-            rle = mask_utils.encode(full)
-            rle["counts"] = rle["counts"].decode("ascii")
+            rle = encode_rle(inst.full_mask((h, w)))
             x1, y1, x2, y2 = inst.bbox
             ann = {"id": len(anns) + 1, "image_id": k, "category_id": inst.category_id,
                    "segmentation": rle, "area": inst.area, "bbox": [x1, y1, x2 - x1, y2 - y1],
