@@ -1,24 +1,31 @@
 """The quick profile end to end from a clean work folder: wall time per notebook, total wall
-time and peak memory (target on the 2-core machine: under 45 minutes, peak RSS under 8 GB).
+time and peak memory (target on the 2-core machine: under 60 minutes with the one-time foundation
+pretraining, peak RSS under 8 GB).
 
 Runs ``python -m tem_lib.running.runner --profile quick --force`` in-process with a fresh work folder
 and a fresh simulated dataset (so notebook 01's simulation counts too) under
 ``runs/bench-quick/``; the figures go to ``figures/`` (the committed quick-profile figures),
-unless ``--figures-dir`` says otherwise. Memory is the resident set size of this process and all
+unless ``--figures-dir`` says otherwise. The foundation detector is pretrained again in an empty
+cache (``runs/bench-quick/cache``, ``$TEM_LIB_CACHE``), so the total is that of a user's first run;
+``--reuse-foundation`` measures a later run instead (the machine's cache, as ``./run_all.sh`` uses it).
+Memory is the resident set size of this process and all
 its children (the notebook kernels and their workers) summed, sampled every 0.5 s by psutil.
 The load average before and after tells whether other jobs shared the machine.
 
     python benchmarks/quick_profile.py [--figures-dir figures] [--keep]
 """
 import argparse
+import json
 import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import psutil
 
+from tem_lib.layout import DETECTOR_META
 from tem_lib.running.runner import run_pipeline
 
 from _common import ROOT, write_results
@@ -48,14 +55,27 @@ class PeakRSS(threading.Thread):
             time.sleep(self.dt)
 
 
+def foundation_seconds(cache) -> list[float]:
+    """Training seconds of every foundation detector pretrained in ``cache`` (from its detector.json)."""
+    out = []
+    for meta in sorted(Path(cache).glob(f"foundation/*/{DETECTOR_META}")):
+        out.append(round(float(json.loads(meta.read_text()).get("seconds", 0.0)), 1))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--figures-dir", default="figures")
     ap.add_argument("--keep", action="store_true", help="keep runs/bench-<profile>/ afterwards")
+    ap.add_argument("--reuse-foundation", action="store_true",
+                    help="use the machine's foundation cache instead of pretraining again in an empty one")
+    ap.add_argument("--target-min", type=float, default=60.0)
     args = ap.parse_args()
     base = ROOT / "runs" / f"bench-{args.profile}"
     shutil.rmtree(base, ignore_errors=True)
+    if not args.reuse_foundation:
+        os.environ["TEM_LIB_CACHE"] = str(base / "cache")  # the notebook kernels inherit it
     overrides = {"work_dir": str(base / "work"), "data_dir": str(base / "data"),
                  "figures_dir": str(ROOT / args.figures_dir)}
     load_before = os.getloadavg()
@@ -83,10 +103,15 @@ def main():
     rows.append({"notebook": "total", "seconds": round(total, 1), "minutes": round(total / 60, 2),
                  "peak_rss_gb": round(mon.peak / 1e9, 2)})
     table = pd.DataFrame(rows)
-    ok_time, ok_mem = total < 45 * 60, mon.peak < 8e9
+    pretrained = foundation_seconds(base / "cache") if not args.reuse_foundation else []
+    ok_time, ok_mem = total < args.target_min * 60, mon.peak < 8e9
     contended = max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1) + 0.5
     notes = (f"Profile `{args.profile}`, all notebooks from a clean work folder and a fresh simulated dataset, "
-             f"{os.cpu_count()} CPU cores. Total **{total / 60:.1f} min** (target < 45 min: "
+             f"{os.cpu_count()} CPU cores, "
+             + (f"the foundation detector pretrained in an empty cache ({' + '.join(f'{x / 60:.1f}' for x in pretrained)}"
+                " min of training, inside the notebook that first asked for it). " if pretrained else
+                "the foundation detector read from the machine's cache. ")
+             + f"Total **{total / 60:.1f} min** (target < {args.target_min:.0f} min: "
              f"{'met' if ok_time else 'NOT met'}); peak RSS of the process tree **{mon.peak / 1e9:.2f} GB** "
              f"(target < 8 GB: {'met' if ok_mem else 'NOT met'}). 1-minute load average before / after: "
              f"{load_before[0]:.2f} / {load_after[0]:.2f}"
@@ -94,6 +119,7 @@ def main():
     if not args.keep:
         shutil.rmtree(base / "work" / "ldm", ignore_errors=True)  # the big part; rows and figures stay
     write_results(f"{args.profile}_profile", {"profile": args.profile, "total_seconds": round(total, 1),
+                                              "foundation_training_seconds": pretrained,
                                               "peak_rss_bytes": mon.peak, "load_before": load_before,
                                               "load_after": load_after, "rows": rows,
                                               "target_met": {"time": ok_time, "memory": ok_mem}}, table, notes)

@@ -1,7 +1,7 @@
-"""Do seed 002's three claims hold here? The U-Net confidence study at the quick profile's size.
+"""Do seed 002's three claims hold here? The U-Net confidence study at CPU scale.
 
-Runs ``tem_lib.unet_study`` with the quick profile's ``08_unet_confidence`` settings (or
-``--profile``): the grid on simulated grain boundaries and defects labelled by the annotation
+Runs ``tem_lib.unet_study`` with the compare profile's ``08_unet_confidence`` settings (2 training
+seeds; the quick profile's are the same with one seed; or ``--profile``): the grid on simulated grain boundaries and defects labelled by the annotation
 model, scored against labels and truth, and the label-free part on the real FeCrAl crops
 (the workspace of ``benchmarks/augment_compare.py --data fecral``: split 0's training
 micrographs, its held-out test micrographs), or on ``--work-dir`` when the real data is absent.
@@ -9,7 +9,7 @@ Writes ``unet_confidence.{json,md}``: the claims table (yes / no / unclear with 
 bootstrap intervals), the metric table (mean over seeds [min, max]), the real-crop table and
 the wall time (a finished model is loaded, so time a first run).
 
-    python benchmarks/unet_confidence.py [--profile quick] [--work-dir DIR]
+    python benchmarks/unet_confidence.py [--profile compare] [--work-dir DIR]
 """
 import argparse
 import time
@@ -23,7 +23,7 @@ from _common import FECRAL_WORK, REAL_DATA, ROOT, fecral_workspace, markdown_tab
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--profile", default="compare")
     ap.add_argument("--work-dir", default=None, help="workspace for the label-free part (default: real FeCrAl)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
