@@ -8,14 +8,13 @@ and a fresh simulated dataset (so notebook 01's simulation counts too) under
 unless ``--figures-dir`` says otherwise. The foundation detector is pretrained again in an empty
 cache (``runs/bench-quick/cache``, ``$TEM_LIB_CACHE``), so the total is that of a user's first run;
 ``--reuse-foundation`` measures a later run instead (the machine's cache, as ``./run_all.sh`` uses it).
-Memory is the resident set size of this process and all
-its children (the notebook kernels and their workers) summed, sampled every 0.5 s by psutil.
-The load average before and after tells whether other jobs shared the machine.
+Memory is the resident set size of this process and all its children (the notebook kernels and
+their workers) summed, sampled every 0.5 s by psutil. The load average before the run tells
+whether another job shared the machine (the one after is mostly the run's own).
 
-    python benchmarks/quick_profile.py [--figures-dir figures] [--keep]
+    python benchmarks/quick_profile.py [--figures-dir figures] [--keep] [--reuse-foundation]
 """
 import argparse
-import json
 import os
 import shutil
 import threading
@@ -27,6 +26,7 @@ import psutil
 
 from tem_lib.layout import DETECTOR_META
 from tem_lib.running.runner import run_pipeline
+from tem_lib.utils import read_json
 
 from _common import ROOT, write_results
 
@@ -57,10 +57,8 @@ class PeakRSS(threading.Thread):
 
 def foundation_seconds(cache) -> list[float]:
     """Training seconds of every foundation detector pretrained in ``cache`` (from its detector.json)."""
-    out = []
-    for meta in sorted(Path(cache).glob(f"foundation/*/{DETECTOR_META}")):
-        out.append(round(float(json.loads(meta.read_text()).get("seconds", 0.0)), 1))
-    return out
+    return [round(float(read_json(meta).get("seconds", 0.0)), 1)
+            for meta in sorted(Path(cache).glob(f"foundation/*/{DETECTOR_META}"))]
 
 
 def main():
@@ -105,8 +103,6 @@ def main():
     table = pd.DataFrame(rows)
     pretrained = foundation_seconds(base / "cache") if not args.reuse_foundation else []
     ok_time, ok_mem = total < args.target_min * 60, mon.peak < 8e9
-    # the load after includes the run itself (a 2-core run ends near 2), so only the load before
-    # says whether another job was there
     contended = load_before[0] > 0.5
     notes = (f"Profile `{args.profile}`, all notebooks from a clean work folder and a fresh simulated dataset, "
              f"{os.cpu_count()} CPU cores, "
