@@ -204,6 +204,12 @@ def report(runs, args, found_meta, pretrain_s):
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
     for ax, (m, title) in zip(axes, metrics):
         for rec, g in curves.groupby("recipe", sort=False):
+            if g.groupby("fold").size().max() == 1:  # one point per fold at its own iteration (yolo's wall-time
+                v = g[m]                               # budget): one marker, not a line across folds
+                ax.errorbar([g.iteration.mean()], [v.mean()], yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
+                            xerr=[[g.iteration.mean() - g.iteration.min()], [g.iteration.max() - g.iteration.mean()]],
+                            fmt="s", ms=4, capsize=2, label=f"{rec} (end of its run)")
+                continue
             mean = g.groupby("iteration")[m].agg(["mean", "min", "max"])
             line, = ax.plot(mean.index, mean["mean"], marker="o", ms=3, label=rec)
             ax.fill_between(mean.index, mean["min"], mean["max"], color=line.get_color(), alpha=0.15)
