@@ -94,8 +94,9 @@ bootstrap over seeds and test crops, so it holds training noise too):
 
 {markdown_table(pooled.round(3))}
 
-Cost per strategy (mean seconds per run: making the pool, once per cell, or the simulated set, once per study;
-pretraining on it, once per study and seed; training the detector):
+Cost per strategy (mean seconds per run: `prepare`, making the pool, once per cell, or the simulated set, once
+per study; `pretrain`, training the detector's start: the foundation detector once per machine, shared by every run
+and read from the cache afterwards, or the `simulator` strategy's, once per study and seed; `train`, the detector):
 
 {markdown_table(cost.round(1))}
 

@@ -1,6 +1,7 @@
 """quantify: sliced inference over whole micrographs counts a defect cut by tile borders once,
 portable model folders, and the command on PNG, TIFF and DM3 files, with and without labels."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -221,6 +222,8 @@ def test_labelled_inputs_are_compared_with_their_labels(model_dir, micrograph, t
     ij = userdata.imagej(tmp_path / "ij")
     items, classes = collect_inputs([ij], classes=FECRAL)
     assert classes.matches(FECRAL) and len(items) == 4 and all(i["truth"] is not None for i in items)
+    # each item names the image file it was read from (with its suffix), not the folder + stem
+    assert all(Path(i["path"]).is_file() and Path(i["path"]).stem == i["name"] for i in items)
     with pytest.raises(ValueError, match="declared"):
         collect_inputs([ij])
 
