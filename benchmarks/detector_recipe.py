@@ -55,6 +55,9 @@ RECIPES = {
     "foundation+sgd": ({"pretrained": "foundation"}, {"optimizer": "sgd", "lr": 0.01}),
     "foundation+lr3e-4": ({"pretrained": "foundation"}, {"lr": 3e-4}),
     "scratch+photometric": ({"pretrained": "none"}, {"photometric": PHOTOMETRIC}),
+    # the plateau: twice the iterations, scored every 80 (its own cosine schedule, so its curve at
+    # 320 is not the 320-iteration recipe's end point)
+    "foundation+640it": ({"pretrained": "foundation"}, {"epochs": 8}),
 }
 IOU = 0.5
 
@@ -183,6 +186,24 @@ def main():
     report(runs, args, found_meta, pretrain_s)
 
 
+PLATEAU_TOL = 0.01
+
+
+def plateau_table(curves: pd.DataFrame, metric: str = "harmonic@val") -> pd.DataFrame:
+    """Per recipe with a curve (more than one point per fold): the iteration of its best
+    fold-mean ``metric`` and the first iteration within ``PLATEAU_TOL`` of that best."""
+    out = []
+    for rec, g in curves.groupby("recipe", sort=False):
+        if g.groupby("fold").size().max() < 2:
+            continue
+        mean = g.groupby("iteration")[metric].mean()
+        best = mean.max()
+        out.append({"recipe": rec, "points": len(mean), "best_iteration": int(mean.idxmax()), "best": round(best, 3),
+                    "plateau_iteration": int(mean.index[(mean >= best - PLATEAU_TOL).to_numpy()].min()),
+                    "at_320": round(float(mean.get(320, np.nan)), 3), "last": round(float(mean.iloc[-1]), 3)})
+    return pd.DataFrame(out)
+
+
 def _interval(values) -> str:
     v = np.asarray(values, float)
     return f"{v.mean():.3f} [{v.min():.3f}, {v.max():.3f}]" if len(v) > 1 else f"{v.mean():.3f}"
@@ -195,7 +216,8 @@ def report(runs, args, found_meta, pretrain_s):
     cols = ["harmonic@s0.1", "harmonic@val", "det_f1@val", "cls_f1@val", "bbox_AP", "bbox_AP50", "segm_AP50",
             "max_abs_density_err@val", "max_abs_size_err@val", "agnostic_harmonic@s0.1", "agnostic_harmonic@val",
             "agnostic_max_abs_density_err@val", "train_seconds"]
-    table = pd.DataFrame([{"recipe": rec, "folds": len(g), **{c: _interval(g[c]) for c in cols},
+    table = pd.DataFrame([{"recipe": rec, "folds": len(g), "iterations": _interval(g["iteration"]),
+                           **{c: _interval(g[c]) for c in cols},
                            "pred/true@s0.1": _interval(g["n_pred@s0.1"] / g["n_true"]),
                            "pred/true@val": _interval(g["n_pred@val"] / g["n_true"])}
                           for rec, g in final.groupby("recipe", sort=False)])
@@ -221,6 +243,7 @@ def report(runs, args, found_meta, pretrain_s):
     fig.tight_layout()
     fig.savefig(RESULTS / "detector_recipe.png", dpi=120)
     fc = found_meta.get("foundation", {})
+    plateau_md = markdown_table(plateau_table(curves))
     per_class_md = markdown_table(pd.DataFrame(
         [{"recipe": rec, "class @ threshold": c.replace("_err_", " error, ").replace("@s0.1", " @ 0.1").replace("@val", " @ val"),
           "mean [min, max]": _interval(g[c])}
@@ -230,11 +253,17 @@ def report(runs, args, found_meta, pretrain_s):
 Real FeCrAl, cross-validated by micrograph: folds {sorted(set(curves.fold))} (2 test micrographs each), every
 256-px crop of the 6 training micrographs trains the detector except {args.n_val} kept to choose the score
 threshold. The quick profile's detector (ResNet-18 FPN) fine-tuned {args.epochs} x {args.iters} iterations of
-batch 4 per recipe, scored after each epoch (curves: `detector_recipe.png`). Values: mean [min, max] over folds at
-the last point. Headline: harmonic mean of detection and classification F1 at IoU {IOU}. `agnostic_`: the same
-predictions after a class-agnostic NMS. Density/size errors: (predicted - true) / true per class, the largest
-absolute value over the three classes. The labels are incomplete (ambiguous features and dislocation lines
+batch 4 per recipe unless the recipe sets its own (column `iterations`), scored after each epoch (curves:
+`detector_recipe.png`). Values: mean [min, max] over folds at the last point. Headline: harmonic mean of
+detection and classification F1 at IoU {IOU}. `agnostic_`: the same predictions after a class-agnostic NMS.
+Density/size errors: (predicted - true) / true per class, the largest absolute value over the three classes.
+The labels are incomplete (ambiguous features and dislocation lines
 unlabelled), so precision is pessimistic.
+
+Where the curves stop rising (mean over the recipe's folds of the headline at the validation threshold; `plateau`:
+the first iteration within {PLATEAU_TOL} of the recipe's best point; a plateau at the last point means still rising):
+
+{plateau_md}
 
 Per-class density and size errors, mean [min, max] over folds by recipe, at the last point:
 
