@@ -99,17 +99,36 @@ def fold_sets(crops, folds, fold: int, seed: int, n_val: int):
     return ([c for i, c in enumerate(pool) if i not in val_idx], [c for i, c in enumerate(pool) if i in val_idx], test)
 
 
+def recipe_settings(name: str, fold: int, args) -> dict:
+    """What a finished run of recipe ``name`` on ``fold`` must have been trained with to be reused."""
+    if name == "yolo":  # the wall time of the same fold's foundation recipe
+        ref = ROOT / args.work / "foundation" / f"fold{fold}" / "curve.json"
+        seconds = args.yolo_seconds or (read_json(ref)["curve"][-1]["train_seconds"] if ref.is_file() else 500.0)
+        return {"model": "yolov8n-seg.yaml (scratch)", "seconds": seconds, "imgsz": 256, "batch": 4,
+                "n_val": args.n_val, "fold": fold}
+    det, tr = RECIPES[name]
+    training = {"epochs": args.epochs, "iters_per_epoch": args.iters, "batch_size": 4, "warmup_iters": 30,
+                "seed": args.seed, **tr}
+    return {"detector": det, "training": training, "n_val": args.n_val, "fold": fold}
+
+
+def stored_run(name: str, fold: int, args) -> dict | None:
+    """The finished run of recipe ``name`` on ``fold`` with these settings, or None."""
+    done = ROOT / args.work / name / f"fold{fold}" / "curve.json"
+    if done.is_file() and (res := read_json(done)).get("settings") == recipe_settings(name, fold, args):
+        return res
+    return None
+
+
 def run_yolo_recipe(fold, crops, folds, args, classes) -> dict:
     """The peer line: YOLOv8n-seg from scratch for the wall time of the same fold's foundation
     recipe (``yolo_peer.py``; ultralytics is an optional benchmark extra)."""
     out = ROOT / args.work / "yolo" / f"fold{fold}"
     done = out / "curve.json"
-    ref = ROOT / args.work / "foundation" / f"fold{fold}" / "curve.json"
-    seconds = args.yolo_seconds or (read_json(ref)["curve"][-1]["train_seconds"] if ref.is_file() else 500.0)
-    settings = {"model": "yolov8n-seg.yaml (scratch)", "seconds": seconds, "imgsz": 256, "batch": 4,
-                "n_val": args.n_val, "fold": fold}
-    if done.is_file() and read_json(done).get("settings") == settings:
-        return read_json(done)
+    settings = recipe_settings("yolo", fold, args)
+    seconds = settings["seconds"]
+    if (res := stored_run("yolo", fold, args)) is not None:
+        return res
     from yolo_peer import run_yolo
     train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
     vp, tp, info = run_yolo(train, val, test, classes, out, seconds, seed=args.seed)
@@ -128,12 +147,10 @@ def run_recipe(name, fold, crops, folds, args, classes) -> dict:
         return run_yolo_recipe(fold, crops, folds, args, classes)
     out = ROOT / args.work / name / f"fold{fold}"
     done = out / "curve.json"
-    det, tr = RECIPES[name]
-    training = {"epochs": args.epochs, "iters_per_epoch": args.iters, "batch_size": 4, "warmup_iters": 30,
-                "seed": args.seed, **tr}
-    settings = {"detector": det, "training": training, "n_val": args.n_val, "fold": fold}
-    if done.is_file() and read_json(done).get("settings") == settings:
-        return read_json(done)
+    settings = recipe_settings(name, fold, args)
+    det, training = settings["detector"], settings["training"]
+    if (res := stored_run(name, fold, args)) is not None:
+        return res
     test_src = folds[fold]
     train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
     points = []
@@ -167,7 +184,9 @@ def main():
                     help="'yolo': the peer line (YOLOv8n-seg, ultralytics; pip install -e '.[peer]')")
     ap.add_argument("--yolo-seconds", type=float, default=None,
                     help="YOLO's training wall time (default: the same fold's foundation recipe's)")
-    ap.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3])
+    ap.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3],
+                    help="folds to train (a recipe run on some folds only); the named recipes' finished runs on the "
+                         "other folds are reported too")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--iters", type=int, default=80)
     ap.add_argument("--n-val", type=int, default=24)
@@ -183,6 +202,8 @@ def main():
     for fold in args.folds:  # fold-major: every recipe of a fold before the next fold
         for name in args.recipes:
             runs.append(run_recipe(name, fold, crops, folds, args, classes))
+    runs += [r for fold in range(len(folds)) if fold not in args.folds for name in args.recipes
+             if (r := stored_run(name, fold, args)) is not None]
     report(runs, args, found_meta, pretrain_s)
 
 
