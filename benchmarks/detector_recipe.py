@@ -254,7 +254,9 @@ def report(runs, args, found_meta, pretrain_s):
                             fmt="s", ms=4, capsize=2, label=f"{rec} (end of its run)")
                 continue
             mean = g.groupby("iteration")[m].agg(["mean", "min", "max"])
-            line, = ax.plot(mean.index, mean["mean"], marker="o", ms=3, label=rec)
+            some = g.fold.nunique() < curves.fold.nunique()  # run on some folds only: not the others' mean
+            line, = ax.plot(mean.index, mean["mean"], marker="o", ms=3, ls="--" if some else "-",
+                            label=f"{rec} (folds {', '.join(map(str, sorted(g.fold.unique())))} only)" if some else rec)
             ax.fill_between(mean.index, mean["min"], mean["max"], color=line.get_color(), alpha=0.15)
         ax.set(title=title, xlabel="fine-tuning iteration (batch 4)")
         ax.grid(alpha=0.3)
