@@ -112,10 +112,12 @@ def recipe_settings(name: str, fold: int, args) -> dict:
     return {"detector": det, "training": training, "n_val": args.n_val, "fold": fold}
 
 
-def stored_run(name: str, fold: int, args) -> dict | None:
-    """The finished run of recipe ``name`` on ``fold`` with these settings, or None."""
+def stored_run(name: str, fold: int, args, settings: dict | None = None) -> dict | None:
+    """The finished run of recipe ``name`` on ``fold`` with these ``settings`` (default: the
+    recipe's, :func:`recipe_settings`), or None."""
     done = ROOT / args.work / name / f"fold{fold}" / "curve.json"
-    if done.is_file() and (res := read_json(done)).get("settings") == recipe_settings(name, fold, args):
+    settings = recipe_settings(name, fold, args) if settings is None else settings
+    if done.is_file() and (res := read_json(done)).get("settings") == settings:
         return res
     return None
 
@@ -127,7 +129,7 @@ def run_yolo_recipe(fold, crops, folds, args, classes) -> dict:
     done = out / "curve.json"
     settings = recipe_settings("yolo", fold, args)
     seconds = settings["seconds"]
-    if (res := stored_run("yolo", fold, args)) is not None:
+    if (res := stored_run("yolo", fold, args, settings)) is not None:
         return res
     from yolo_peer import run_yolo
     train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
@@ -149,7 +151,7 @@ def run_recipe(name, fold, crops, folds, args, classes) -> dict:
     done = out / "curve.json"
     settings = recipe_settings(name, fold, args)
     det, training = settings["detector"], settings["training"]
-    if (res := stored_run(name, fold, args)) is not None:
+    if (res := stored_run(name, fold, args, settings)) is not None:
         return res
     test_src = folds[fold]
     train, val, test = fold_sets(crops, folds, fold, args.seed, args.n_val)
@@ -210,9 +212,10 @@ def main():
 PLATEAU_TOL = 0.01
 
 
-def plateau_table(curves: pd.DataFrame, metric: str = "harmonic@val") -> pd.DataFrame:
+def plateau_table(curves: pd.DataFrame, end: int, metric: str = "harmonic@val") -> pd.DataFrame:
     """Per recipe with a curve (more than one point per fold): the iteration of its best
-    fold-mean ``metric`` and the first iteration within ``PLATEAU_TOL`` of that best."""
+    fold-mean ``metric``, the first iteration within ``PLATEAU_TOL`` of that best, and its value
+    at ``end`` (the default schedule's last iteration)."""
     out = []
     for rec, g in curves.groupby("recipe", sort=False):
         if g.groupby("fold").size().max() < 2:
@@ -221,7 +224,7 @@ def plateau_table(curves: pd.DataFrame, metric: str = "harmonic@val") -> pd.Data
         best = mean.max()
         out.append({"recipe": rec, "points": len(mean), "best_iteration": int(mean.idxmax()), "best": round(best, 3),
                     "plateau_iteration": int(mean.index[(mean >= best - PLATEAU_TOL).to_numpy()].min()),
-                    "at_320": round(float(mean.get(320, np.nan)), 3), "last": round(float(mean.iloc[-1]), 3)})
+                    f"at_{end}": round(float(mean.get(end, np.nan)), 3), "last": round(float(mean.iloc[-1]), 3)})
     return pd.DataFrame(out)
 
 
@@ -266,7 +269,7 @@ def report(runs, args, found_meta, pretrain_s):
     fig.tight_layout()
     fig.savefig(RESULTS / "detector_recipe.png", dpi=120)
     fc = found_meta.get("foundation", {})
-    plateau_md = markdown_table(plateau_table(curves))
+    plateau_md = markdown_table(plateau_table(curves, args.epochs * args.iters))
     per_class_md = markdown_table(pd.DataFrame(
         [{"recipe": rec, "class @ threshold": c.replace("_err_", " error, ").replace("@s0.1", " @ 0.1").replace("@val", " @ val"),
           "mean [min, max]": _interval(g[c])}

@@ -462,22 +462,6 @@ def overlay_path(out_dir, image: str) -> Path:
     return Path(out_dir) / "overlays" / f"{image}.png"
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
-    """Image stem -> file in a labelled dataset folder (the file a sample was read from, for the
-    tables' ``file`` column): files under an ``images/`` folder first, then the shallowest, so
-    gray-level label masks of the same stem (``masks/NAME.png``) are never taken for the image."""
-    from .data.images import list_images
-    try:
-        files = list_images(folder, recursive=True)
-    except ValueError:  # a format whose images are not files beside the labels
-        return {}
-    ranked = sorted(files, key=lambda p: ("images" not in p.relative_to(folder).parts[:-1], len(p.parts), str(p)))
-    out: dict[str, Path] = {}
-    for p in ranked:
-        out.setdefault(p.stem, p)
-    return out
-
-
 def collect_inputs(inputs, nm_per_px: float | None = None,
                    classes: ClassSet | None = None) -> tuple[list[dict], ClassSet | None]:
     """Every image to quantify: ``{"path", "name", "image", "nm_per_px", "truth"}``. A folder
@@ -502,9 +486,8 @@ def collect_inputs(inputs, nm_per_px: float | None = None,
             if labelled:
                 ds = load_dataset(inp, nm_per_px=nm_per_px, classes=classes)
                 data_classes = ds.classes
-                files = _image_files(inp)
-                for s in ds:
-                    items.append({"path": files.get(s.name, inp / s.name), "name": s.name, "image": s.image,
+                for s in ds:  # the readers record the file each image came from
+                    items.append({"path": Path(s.meta.get("file", inp / s.name)), "name": s.name, "image": s.image,
                                   "nm_per_px": s.nm_per_px, "truth": s})
                 continue
             files = list_images(inp)  # none: ValueError naming the folder

@@ -208,7 +208,7 @@ def read_coco(annotation_file, image_dir=None, classes: ClassSet | None = None) 
         stem = Path(img["file_name"]).with_suffix("").as_posix().replace("/", "__")
         samples.append(Sample(image, instances, source_id=img.get("source_id", stem),
                               nm_per_px=img.get("nm_per_px", scale), name=stem,
-                              origin=tuple(img.get("origin", (0, 0)))))
+                              origin=tuple(img.get("origin", (0, 0))), meta={"file": str(path)}))
     if empty:
         warnings.warn(f"{annotation_file}: {len(empty)} annotation(s) with no pixel inside their image were "
                       f"dropped (ids {empty[:10]}{' ...' if len(empty) > 10 else ''})", stacklevel=2)
@@ -317,9 +317,10 @@ def read_imagej(root, classes: ClassSet, images_dir=None, labels_dir=None) -> li
     samples = []
     for t in tables:
         stem = t.name[: -len("_results.csv")]
-        image, scale = read_image_with_scale(find_image(images_dir, stem))
+        path = find_image(images_dir, stem)
+        image, scale = read_image_with_scale(path)
         samples.append(Sample(image, read_imagej_csv(t, image.shape, classes), source_id=stem,
-                              nm_per_px=scale, name=stem))
+                              nm_per_px=scale, name=stem, meta={"file": str(path)}))
     return samples
 
 
@@ -362,7 +363,8 @@ def read_graymask(root, classes: ClassSet, images_dir=None, masks_dir=None, conn
             raise ValueError(f"{mask_path}: mask is {gray.shape[1]}x{gray.shape[0]} but image "
                              f"{img_path.name} is {image.shape[1]}x{image.shape[0]}")
         samples.append(Sample(image, instances_from_gray(gray, classes, str(mask_path), connectivity),
-                              source_id=img_path.stem, nm_per_px=scale, name=img_path.stem))
+                              source_id=img_path.stem, nm_per_px=scale, name=img_path.stem,
+                              meta={"file": str(img_path)}))
     return samples
 
 
@@ -456,7 +458,7 @@ def read_yolo(root, images_dir=None, labels_dir=None) -> tuple[list[Sample], Cla
         txt = labels_dir / rel.with_suffix(".txt")
         inst = read_yolo_labels(txt, image.shape, len(names)) if txt.is_file() else []
         name = p.stem if unique else rel.as_posix().replace("/", "__")
-        samples.append(Sample(image, inst, source_id=name, nm_per_px=scale, name=name))
+        samples.append(Sample(image, inst, source_id=name, nm_per_px=scale, name=name, meta={"file": str(p)}))
     if not any(s.instances for s in samples):
         raise ValueError(f"{labels_dir}: no label file matches an image under {images_dir} "
                          "(labels/<same relative path>.txt expected)")

@@ -113,7 +113,7 @@ class Sample(_Labelled):
     nm_per_px: float | None = None
     name: str | None = None  # file stem, unique inside a dataset
     origin: tuple[int, int] = (0, 0)  # (x0, y0) of a crop in its source micrograph
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # e.g. "file": the image file a dataset reader read it from
     # Pixel label layers beside the instances, name -> bool [H, W] (the simulator's
     # "grain_boundary"); cropped with the image, kept in memory (dataset folders hold instances)
     layers: dict = field(default_factory=dict)
