@@ -1,7 +1,8 @@
 """Do seed 002's three claims hold here? The U-Net confidence study at CPU scale.
 
 Runs ``tem_lib.unet_study`` with the compare profile's ``08_unet_confidence`` settings (2 training
-seeds; the quick profile's are the same with one seed; or ``--profile``): the grid on simulated
+seeds; the quick profile's are the same with one seed and only the 4 conditions the claims compare; or
+``--profile``): the grid on simulated
 grain boundaries and defects labelled by the annotation model, scored against labels and truth,
 and the label-free part on the real FeCrAl crops
 (the workspace of ``benchmarks/augment_compare.py --data fecral``: split 0's training

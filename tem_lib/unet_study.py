@@ -62,6 +62,9 @@ class UNetStudyConfig:
     pretrain_steps: int = 400
     workspace_crops: int = 32  # crops of the workspace's dataset for the label-free part (0: skip)
     workspace_conditions: tuple[str, ...] | None = None  # conditions trained there (None: all)
+    # conditions of the grid trained on the simulated tasks (None: all); the seed's three claims
+    # need scratch-none-freeze0, {init}-l2-freeze0, {init}-none-freeze0 and {init}-none-freeze5
+    conditions: tuple[str, ...] | None = None
     n_boot: int = 1000
     seed: int = 0
 
@@ -70,6 +73,12 @@ class UNetStudyConfig:
         if bad:
             raise ValueError(f"unet study: unknown tasks {bad}; known: {list(TASKS)}")
         AnnotationConfig.from_dict(self.annotation)  # validates
+        names = {condition_name(i, r, f) for i in self.inits for r in self.regularizations for f in self.freezes}
+        for key in ("conditions", "workspace_conditions"):
+            typo = [c for c in (getattr(self, key) or ()) if c not in names]
+            if typo:
+                raise ValueError(f"unet study: {key} {typo} are not in the grid of inits x regularizations x freezes "
+                                 f"{sorted(names)}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "UNetStudyConfig":
@@ -95,10 +104,16 @@ class UNetStudy:
                 imagenet_weights(self.cfg.encoder)
             except PretrainedWeightsMissing as e:
                 self.skipped["imagenet"] = str(e)
-        self.conditions = [
+        grid = [
             {"init": i, "regularization": r, "freeze": f, "condition": condition_name(i, r, f)}
             for i in self.cfg.inits if i not in self.skipped for r in self.cfg.regularizations for f in self.cfg.freezes
             if not (i == "scratch" and (r == "l2sp" or f > 0))]
+        wanted = self.cfg.conditions
+        unknown = [w for w in (wanted or ()) if w not in {x["condition"] for x in grid}
+                   and w.split("-")[0] not in self.skipped]  # a skipped init's conditions: left out, said above
+        if unknown:
+            raise ValueError(f"unet study: conditions {unknown} are not in the grid {[x['condition'] for x in grid]}")
+        self.conditions = [x for x in grid if wanted is None or x["condition"] in wanted]
 
     # ------------------------------------------------------------------ data
     def data(self, task: str) -> dict:

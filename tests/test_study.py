@@ -29,6 +29,13 @@ def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
         Sweep(small_ws, {"n_train": [2, 50]})
     with pytest.raises(ValueError, match="no split 7"):
         Sweep(small_ws, {"splits": [7]})
+    # augmenting at some N only: EXP keeps every N, the generator of the other N is never needed
+    some = Sweep(small_ws, {"amounts": [0, "2x"], "seeds": [0], "augment_n_train": [4]})
+    assert [r["id"] for r in some.runs] == ["split0-n2-syn0-seed0", "split0-n4-syn0-seed0", "split0-n4-syn2x-seed0",
+                                            "split1-n2-syn0-seed0", "split1-n4-syn0-seed0", "split1-n4-syn2x-seed0"]
+    assert some.pool_size(0, 2) == 0 and some.prepare(0, 2) is None and some.pool_size(0, 4) == 8
+    with pytest.raises(ValueError, match=r"augment_n_train: N \[3\] not in the sweep's N \[2, 4\]"):
+        Sweep(small_ws, {"augment_n_train": [3]})
 
 
 def test_artifacts_go_where_the_workspace_says(small_ws):
@@ -82,7 +89,10 @@ def test_every_profile_builds_its_sweep_models_and_detector(name):
     from tem_lib.ldm import LDMConfig
     from tem_lib.running.profiles import load_profile
     from tem_lib.study import SweepConfig
-    cfg = SweepConfig.from_dict(load_profile(name, ROOT)["common"].get("sweep"))
+    from tem_lib.unet_study import UNetStudyConfig
+    profile = load_profile(name, ROOT)
+    cfg = SweepConfig.from_dict(profile["common"].get("sweep"))
+    UNetStudyConfig.from_dict(profile.get("08_unet_confidence", {}).get("study"))
     LDMConfig.from_dict(cfg.ldm_config)
     DetectorConfig(**cfg.detector)
     DetTrainConfig(**cfg.training)

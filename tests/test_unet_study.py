@@ -45,3 +45,18 @@ def test_unet_study_config_is_checked():
         UNetStudyConfig(tasks=("cells",))
     with pytest.raises(ValueError, match="must lie in"):
         UNetStudyConfig(annotation={"confusion": 2})
+    with pytest.raises(ValueError, match=r"conditions \['simulator-l2-freeze3'\] are not in the grid"):
+        UNetStudyConfig(conditions=("simulator-l2-freeze3",))
+
+
+def test_unet_study_trains_only_the_conditions_asked_for(small_ws, monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))  # no ImageNet weights here
+    claims = ["scratch-none-freeze0", "simulator-none-freeze0", "simulator-l2-freeze0", "simulator-none-freeze5"]
+    # an ImageNet condition is left out offline like the whole ImageNet row, not refused
+    study = UNetStudy(small_ws, {**TINY, "conditions": [*claims, "imagenet-l2-freeze0"]})
+    assert [c["condition"] for c in study.conditions] == [
+        "scratch-none-freeze0", "simulator-none-freeze0", "simulator-none-freeze5", "simulator-l2-freeze0"]
+    assert len(UNetStudy(small_ws, TINY).conditions) == 6  # None: the whole grid
+    with pytest.raises(ValueError, match=r"conditions \['simulator-l2sp-freeze0'\] are not in the grid"):
+        UNetStudy(small_ws, {**TINY, "conditions": ["simulator-l2sp-freeze0"]})

@@ -32,6 +32,9 @@ class SweepConfig:
     # Augmentation strategies compared at every amount > 0 (tem_lib.augment): "ldm" (the
     # paper's), "inpaint", "copy_paste", "simulator", "sd_inpaint"; their configs by name.
     augment: tuple[str, ...] = ("ldm",)
+    # N at which the strategies are compared (None: every N of the sweep); EXP runs at every N. A
+    # profile that cannot afford a generator per N keeps the EXP curve over N and augments fewer.
+    augment_n_train: tuple[int, ...] | None = None
     augment_config: dict = field(default_factory=dict)
     val_threshold: bool = True  # also score at the score threshold that is best on the validation crops
     n_val: int | None = None  # choose it on at most this many validation crops per split (None: all)
