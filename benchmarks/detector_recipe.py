@@ -19,7 +19,7 @@ Finished runs are kept (``--work``) and reused; the table and figure are rebuilt
 runs found. Skips cleanly when the data is absent. One run at a time: two trainings side by
 side slow each other several-fold.
 
-    python benchmarks/detector_recipe.py [--recipes scratch foundation ...] [--folds 0 1 2 3]
+    python benchmarks/detector_recipe.py [--recipes scratch foundation ...] [--folds 0 1 2 3] [--train RECIPE ...]
         [--epochs 5] [--iters 80]
 """
 import argparse
@@ -194,11 +194,17 @@ def main():
     ap.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3],
                     help="folds to train (a recipe run on some folds only); the named recipes' finished runs on the "
                          "other folds are reported too")
+    ap.add_argument("--train", nargs="+", default=None, metavar="RECIPE",
+                    help="train only these of --recipes on --folds (default: all); the others are reported from "
+                         "their finished runs on every fold")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--iters", type=int, default=80)
     ap.add_argument("--n-val", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    train = args.recipes if args.train is None else args.train
+    if not set(train) <= set(args.recipes):
+        ap.error(f"--train {sorted(set(train) - set(args.recipes))} must be among --recipes")
     micrographs, crops, folds = real_crops_and_folds(args.seed)
     classes = micrographs.classes
     t0 = time.perf_counter()
@@ -208,7 +214,7 @@ def main():
     # a recipe that changes the architecture has its own foundation: pretrained here, before any
     # fold's clock starts, so no fold's train_seconds holds it
     other_foundations = {}
-    for name in args.recipes:
+    for name in train:
         det = DetectorConfig(**RECIPES[name][0]) if name in RECIPES else None
         if det is not None and det.pretrained == "foundation":
             t1 = time.perf_counter()
@@ -219,10 +225,10 @@ def main():
                                            "found_in_seconds": round(time.perf_counter() - t1, 1)}
     runs = []
     for fold in args.folds:  # fold-major: every recipe of a fold before the next fold
-        for name in args.recipes:
+        for name in train:
             runs.append(run_recipe(name, fold, crops, folds, args, classes))
-    runs += [r for fold in range(len(folds)) if fold not in args.folds for name in args.recipes
-             if (r := stored_run(name, fold, args)) is not None]
+    runs += [r for fold in range(len(folds)) for name in args.recipes
+             if not (fold in args.folds and name in train) and (r := stored_run(name, fold, args)) is not None]
     report(runs, args, found_meta, pretrain_s, other_foundations)
 
 
