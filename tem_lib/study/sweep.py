@@ -50,15 +50,14 @@ class Sweep:
                 self.skipped[g] = why
                 warnings.warn(f"sweep: augmentation {g!r} left out: {why}", stacklevel=2)
         augment = [g for g in self.cfg.augment if g not in self.skipped]
-        aug_n = self.cfg.augment_n_train
-        if aug_n is not None:
-            missing = sorted(set(aug_n) - {n for _, n in cells})
-            if missing:
-                raise ValueError(f"sweep augment_n_train: N {missing} not in the sweep's N {sorted({n for _, n in cells})}")
+        ns = sorted({n for _, n in cells})
+        aug_n = set(ns if self.cfg.augment_n_train is None else self.cfg.augment_n_train)
+        if missing := sorted(aug_n - set(ns)):
+            raise ValueError(f"sweep augment_n_train: N {missing} not in the sweep's N {ns}")
         self.runs = [{"id": run_id(s, n, a, seed, g), "split": s, "n_train": n, "amount": a,
                       "n_synthetic": n_synthetic(a, n), "seed": seed, "augment": g, "condition": condition_name(a, g)}
                      for s, n in cells for a in self.cfg.amounts
-                     for g in (("none",) if n_synthetic(a, n) == 0 else augment if aug_n is None or n in aug_n else ())
+                     for g in (("none",) if n_synthetic(a, n) == 0 else augment if n in aug_n else ())
                      for seed in self.cfg.seeds]
         self._extra: dict = {}
 
