@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--splits", type=int, nargs="*", default=None, help="only these splits (default: all)")
     ap.add_argument("--n-train", type=int, nargs="*", default=None, help="only these N (default: all)")
+    ap.add_argument("--augment-n-train", type=int, nargs="*", default=None,
+                    help="compare strategies only at these N; EXP runs at every N (default: all N)")
     ap.add_argument("--seeds", type=int, nargs="*", default=None,
                     help="training seeds per cell (default: the profile's); 2+ put training noise in the intervals")
     ap.add_argument("--best-ldm", action="store_true",
@@ -51,7 +53,8 @@ def main():
     args = ap.parse_args()
     prof = load_profile("compare", ROOT)
     sweep_cfg = {**sweep_section(prof), "augment": args.augment}
-    for key, value in (("splits", args.splits), ("n_train", args.n_train), ("seeds", args.seeds)):
+    for key, value in (("splits", args.splits), ("n_train", args.n_train), ("seeds", args.seeds),
+                       ("augment_n_train", args.augment_n_train)):
         if value:
             sweep_cfg[key] = value
     if args.best_ldm:
@@ -74,9 +77,31 @@ def main():
     gains = pd.concat(tables.values(), ignore_index=True)
     pooled = gains[(gains["split"] == "pooled") & (gains["metric"] == "harmonic")][
         ["threshold", "augment", "n_train", "seed", "gain", "ci_low", "ci_high", "p_gain_positive"]]
+    more_n = pd.DataFrame()
+    if rows["n_train"].nunique() > 1:  # does more real data help the baseline? EXP at each N over EXP at the smallest
+        more_n = pd.concat([analysis.gain_table(sweep, n_boot=args.n_boot, threshold=t, over="n") for t in tables],
+                           ignore_index=True)
+        gains = pd.concat([gains, more_n], ignore_index=True)
+        more_n = more_n[more_n["metric"] == "harmonic"][
+            ["threshold", "split", "seed", "n_from", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
     cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]]
     cost = cost.mean().reset_index()
-    verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
+    verdicts = analysis.verdict_table(gains[(gains["threshold"] == "paper") & (gains["augment"] != "none")])
+    headline_by_n = rows[rows["n_synthetic"] == 0].pivot_table(
+        index=["split", "seed"], columns="n_train", values=[c for c in ("harmonic@0.5", "valthr_harmonic@0.5")
+                                                           if c in rows.columns]).round(3)
+    headline_by_n.columns = [f"{metric} N={n}" for metric, n in headline_by_n.columns]
+    n_section = "" if more_n.empty else f"""
+More real data, no augmentation: EXP's headline by N (`harmonic@0.5` at score 0.1, `valthr_` at the validation
+threshold), per split and training seed:
+
+{markdown_table(headline_by_n.reset_index())}
+
+and EXP at N = {sorted(int(x) for x in more_n.n_train.unique())} over EXP at N = {sorted(int(x) for x in more_n.n_from.unique())}
+(same split and seed, paired bootstrap over the test crops; `split` pooled and `seed` all as above):
+
+{markdown_table(more_n.round(3))}
+"""
     notes = f"""
 Data: {what}; the compare profile's sweep: splits {sorted(int(x) for x in rows.split.unique())},
 N {sorted(int(x) for x in rows.n_train.unique())}, amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)},
@@ -93,7 +118,7 @@ Pooled headline gains (per training seed; `seed` all: pooled over splits and see
 bootstrap over seeds and test crops, so it holds training noise too):
 
 {markdown_table(pooled.round(3))}
-
+{n_section}
 Cost per strategy (mean seconds per run: `prepare`, making the pool, once per cell, or the simulated set, once
 per study; `pretrain`, training the detector's start: the foundation detector once per machine, shared by every run
 and read from the cache afterwards, or the `simulator` strategy's, once per study and seed; `train`, the detector):

@@ -21,14 +21,32 @@ def metric_order(classes) -> tuple[str, ...]:
     return (head, *[m for m in METRICS if m != head])
 
 
-def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, threshold: str = "paper") -> pd.DataFrame:
+def comparison_pairs(sweep, over: str = "exp") -> list[tuple[dict, dict]]:
+    """(base, other) runs to compare on the same test crops. ``over="exp"``: every augmented
+    run against the EXP run of the same split, N and seed. ``over="n"``: every EXP run against
+    the EXP run of the same split and seed at the split's smallest N (does more real data help?)."""
+    if over == "exp":
+        return [(sweep.baseline(r), r) for r in sweep.runs if r["n_synthetic"] != 0]
+    if over != "n":
+        raise ValueError(f"over must be 'exp' or 'n', got {over!r}")
+    exp = [r for r in sweep.runs if r["n_synthetic"] == 0]
+    smallest = {s: min(r["n_train"] for r in exp if r["split"] == s) for s in {r["split"] for r in exp}}
+    by_key = {(r["split"], r["n_train"], r["seed"]): r for r in exp}
+    return [(by_key[(r["split"], smallest[r["split"]], r["seed"])], r) for r in exp
+            if r["n_train"] != smallest[r["split"]]]
+
+
+def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, threshold: str = "paper",
+               over: str = "exp") -> pd.DataFrame:
     """For every augmented run, its gain over the EXP run of the same split, N and seed, in
     detection F1, classification F1 and the headline, with a 95 % paired bootstrap over the
     test crops (each replicate rescores both detectors on the same resampled crops). The
     ``split == "pooled"`` rows average the splits replicate by replicate, per strategy
     (``augment``). ``threshold``: "paper" scores every detection kept by the detector (score
     >= 0.1); "val" keeps each run's detections above the score threshold chosen on the
-    split's validation crops (``val_threshold`` of its row)."""
+    split's validation crops (``val_threshold`` of its row). ``over="n"``: instead, every EXP
+    run's gain over the EXP run at the split's smallest N (column ``n_from``), the same way
+    (:func:`comparison_pairs`)."""
     if threshold not in ("paper", "val"):
         raise ValueError(f"threshold must be 'paper' or 'val', got {threshold!r}")
 
@@ -43,26 +61,24 @@ def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, thres
         return p
 
     gains, reps = [], {}
-    for r in sweep.runs:
-        if r["n_synthetic"] == 0:
-            continue
-        base = sweep.baseline(r)
+    for base, r in comparison_pairs(sweep, over):
         summary, rep = paired_bootstrap(sweep.test_crops(r["split"]), preds(base), preds(r),
                                         iou=iou, n_boot=n_boot, seed=seed, classes=sweep.classes,
                                         return_replicates=True)
         reps[r["id"]] = rep
         gains.append(summary.assign(split=str(r["split"]), n_train=r["n_train"], amount=str(r["amount"]),
-                                    augment=r["augment"], seed=r["seed"], run=r["id"]))
+                                    augment=r["augment"], seed=r["seed"], run=r["id"], n_from=base["n_train"]))
     if not gains:
-        raise ValueError("the sweep has no augmented runs (amounts other than 0): nothing to compare")
+        raise ValueError("the sweep has no augmented runs (amounts other than 0): nothing to compare" if over == "exp"
+                         else "the sweep's EXP runs have one N per split: nothing to compare over N")
     gains = pd.concat(gains, ignore_index=True)
     pooled = []
-    for (g_, n, amount, s), g in gains.groupby(["augment", "n_train", "amount", "seed"], sort=False):
+    for (g_, n, n_from, amount, s), g in gains.groupby(["augment", "n_train", "n_from", "amount", "seed"], sort=False):
         ids = g["run"].unique()
         rep = sum(reps[i] for i in ids) / len(ids)  # the mean over splits, replicate by replicate
         obs = g.groupby("metric")["gain"].mean().to_dict()
-        pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, amount=amount, augment=g_, seed=s,
-                                                       run="pooled"))
+        pooled.append(summarize_gains(obs, rep).assign(split="pooled", n_train=n, n_from=n_from, amount=amount,
+                                                       augment=g_, seed=s, run="pooled"))
     if gains["seed"].nunique() > 1:
         pooled += _pooled_over_seeds(gains, reps, n_boot, seed)
     return pd.concat([gains, *pooled], ignore_index=True).assign(threshold=threshold)
@@ -75,7 +91,7 @@ def _pooled_over_seeds(gains: pd.DataFrame, reps: dict, n_boot: int, seed: int) 
     then the test crops, as the per-seed replicates already do, on the same crop resample)."""
     rng = np.random.default_rng(derive_seed(seed, Stream.TRAINING_NOISE_BOOTSTRAP))
     out = []
-    for (g_, n, amount), g in gains.groupby(["augment", "n_train", "amount"], sort=False):
+    for (g_, n, n_from, amount), g in gains.groupby(["augment", "n_train", "n_from", "amount"], sort=False):
         runs = g.drop_duplicates("run").groupby("split", sort=False)["run"].apply(list)
         drawn = {}
         for split, ids in runs.items():
@@ -87,8 +103,8 @@ def _pooled_over_seeds(gains: pd.DataFrame, reps: dict, n_boot: int, seed: int) 
             sel = g if split == "pooled" else g[g["split"] == split]
             obs = sel.groupby("metric")["gain"].mean().to_dict()
             out.append(summarize_gains(obs, pd.DataFrame(rep, columns=columns)).assign(
-                split=split, n_train=n, amount=amount, augment=g_, seed="all", run="pooled" if split == "pooled" else
-                f"{g_}-n{n}-{amount}-split{split}-all-seeds"))
+                split=split, n_train=n, n_from=n_from, amount=amount, augment=g_, seed="all",
+                run="pooled" if split == "pooled" else f"{g_}-n{n}-{amount}-split{split}-all-seeds"))
     return out
 
 

@@ -234,3 +234,52 @@ def test_one_threshold_per_class_recovers_a_class_the_detector_scores_low():
         assert table.set_index("class_id").loc[3, "n_kept"] == 2
     with pytest.raises(ValueError, match="objective"):
         choose_class_thresholds(truth, preds, FECRAL, objective="f1")
+
+
+class _FakeSweep:
+    """What ``analysis.gain_table`` reads of a finished sweep: its runs, test crops and predictions."""
+    classes = FECRAL
+
+    def __init__(self, runs, truth, preds):
+        self.runs, self._truth, self._preds = runs, truth, preds
+
+    def test_crops(self, split):
+        return self._truth[split]
+
+    def predictions(self, run):
+        return self._preds[run["id"]]
+
+    def baseline(self, run):
+        return next(b for b in self.runs if b["n_synthetic"] == 0 and
+                    (b["split"], b["n_train"], b["seed"]) == (run["split"], run["n_train"], run["seed"]))
+
+
+def test_gain_over_n_pairs_every_exp_run_with_the_smallest_n_of_its_split_and_seed():
+    from tem_lib.analysis import comparison_pairs, gain_table
+    truth = {s: [sample(f"s{s}-{i}", [(10, 10, 30, 30, 1), (60, 60, 90, 90, 2)]) for i in range(6)] for s in (0, 1)}
+    half = {s: [dets(t.name, [(10, 10, 30, 30, 1, 0.9)]) for t in truth[s]] for s in truth}
+    full = {s: [dets(t.name, [(*i.bbox, i.category_id, 0.9) for i in t.instances]) for t in truth[s]] for s in truth}
+    runs, preds = [], {}
+    for s in (0, 1):
+        for n in (10, 50):
+            for seed in (0, 1):
+                rid = f"s{s}-n{n}-seed{seed}"
+                runs.append({"id": rid, "split": s, "n_train": n, "n_synthetic": 0, "seed": seed, "augment": "none",
+                             "amount": 0})
+                preds[rid] = half[s] if n == 10 else full[s]
+    sweep = _FakeSweep(runs, truth, preds)
+    pairs = comparison_pairs(sweep, over="n")
+    assert len(pairs) == 4 and all(b["n_train"] == 10 and r["n_train"] == 50 and
+                                   (b["split"], b["seed"]) == (r["split"], r["seed"]) for b, r in pairs)
+    gains = gain_table(sweep, n_boot=50, over="n").set_index(["split", "seed", "metric"])
+    # half the defects found at N = 10, all at N = 50: detection F1 2/3 -> 1 on every crop resample
+    assert gains.loc[("0", 0, "det_f1"), "gain"] == pytest.approx(1 / 3)
+    assert gains.loc[("pooled", "all", "det_f1"), "ci_low"] == pytest.approx(1 / 3)
+    assert (gains["n_from"] == 10).all() and (gains["n_train"] == 50).all()
+    with pytest.raises(ValueError, match="no augmented runs"):
+        gain_table(sweep, n_boot=5)  # over="exp": nothing augmented
+    one_n = _FakeSweep([r for r in runs if r["n_train"] == 10], truth, preds)
+    with pytest.raises(ValueError, match="one N per split"):
+        gain_table(one_n, n_boot=5, over="n")
+    with pytest.raises(ValueError, match="over must be"):
+        comparison_pairs(sweep, over="seed")
