@@ -129,8 +129,8 @@ def test_gains_pooled_over_seeds_hold_the_training_noise():
             rid = f"split{split}-seed{seed}"
             reps[rid] = pd.DataFrame(np.full((200, 3), g) + np.random.default_rng(seed).normal(0, 1e-3, (200, 3)),
                                      columns=metrics)
-            rows += [{"metric": m, "gain": g, "split": str(split), "n_train": 10, "amount": "2x", "augment": "ldm",
-                      "seed": seed, "run": rid} for m in metrics]
+            rows += [{"metric": m, "gain": g, "split": str(split), "n_train": 10, "n_from": 10, "amount": "2x",
+                      "augment": "ldm", "seed": seed, "run": rid} for m in metrics]
         return pd.DataFrame(rows), reps
 
     agree = _pooled_over_seeds(*table({(0, 0): 0.05, (0, 1): 0.05, (1, 0): 0.05, (1, 1): 0.05}), 200, 0)
@@ -138,6 +138,7 @@ def test_gains_pooled_over_seeds_hold_the_training_noise():
     agree = agree[-1]
     h = agree.set_index("metric").loc["harmonic"]
     assert h.gain == pytest.approx(0.05) and h.ci_high - h.ci_low < 0.01 and agree["seed"].eq("all").all()
+    assert agree["n_from"].eq(10).all()  # the baseline's N (gain_table: EXP's own N, or the smallest with over="n")
     split0, _, split = _pooled_over_seeds(*table({(0, 0): 0.2, (0, 1): -0.2, (1, 0): 0.0, (1, 1): 0.0}), 200, 0)
     assert split0.set_index("metric").loc["harmonic", "ci_low"] == pytest.approx(-0.2, abs=0.01)
     h = split.set_index("metric").loc["harmonic"]
