@@ -71,27 +71,23 @@ def main():
     sweep = Sweep(ws, sweep_cfg, device=args.device, progress=False)
     t0 = time.perf_counter()
     rows = sweep.run_all()
-    tables = {"paper": analysis.gain_table(sweep, n_boot=args.n_boot)}
-    if analysis.has_val_thresholds(sweep):
-        tables["val"] = analysis.gain_table(sweep, n_boot=args.n_boot, threshold="val")
-    gains = pd.concat(tables.values(), ignore_index=True)
+    gains = analysis.gain_tables(sweep, n_boot=args.n_boot)
     pooled = gains[(gains["split"] == "pooled") & (gains["metric"] == "harmonic")][
         ["threshold", "augment", "n_train", "seed", "gain", "ci_low", "ci_high", "p_gain_positive"]]
-    more_n = pd.DataFrame()
-    if rows["n_train"].nunique() > 1:  # does more real data help the baseline? EXP at each N over EXP at the smallest
-        more_n = pd.concat([analysis.gain_table(sweep, n_boot=args.n_boot, threshold=t, over="n") for t in tables],
-                           ignore_index=True)
-        gains = pd.concat([gains, more_n], ignore_index=True)
-        more_n = more_n[more_n["metric"] == "harmonic"][
-            ["threshold", "split", "seed", "n_from", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
+    verdicts = analysis.verdict_table(gains[gains["threshold"] == "paper"])
     cost = rows.groupby(rows["augment"].fillna("none"))[["prepare_seconds", "pretrain_seconds", "train_seconds"]]
     cost = cost.mean().reset_index()
-    verdicts = analysis.verdict_table(gains[(gains["threshold"] == "paper") & (gains["augment"] != "none")])
-    headline_by_n = rows[rows["n_synthetic"] == 0].pivot_table(
-        index=["split", "seed"], columns="n_train", values=[c for c in ("harmonic@0.5", "valthr_harmonic@0.5")
-                                                           if c in rows.columns]).round(3)
-    headline_by_n.columns = [f"{metric} N={n}" for metric, n in headline_by_n.columns]
-    n_section = "" if more_n.empty else f"""
+    n_section = ""
+    if rows["n_train"].nunique() > 1:  # does more real data help the baseline? EXP at each N over EXP at the smallest
+        all_n = analysis.gain_tables(sweep, over="n", n_boot=args.n_boot)
+        gains = pd.concat([gains, all_n], ignore_index=True)
+        more_n = all_n[all_n["metric"] == "harmonic"][
+            ["threshold", "split", "seed", "n_from", "n_train", "gain", "ci_low", "ci_high", "p_gain_positive"]]
+        headline_by_n = rows[rows["n_synthetic"] == 0].pivot_table(
+            index=["split", "seed"], columns="n_train", values=[c for c in ("harmonic@0.5", "valthr_harmonic@0.5")
+                                                               if c in rows.columns]).round(3)
+        headline_by_n.columns = [f"{metric} N={n}" for metric, n in headline_by_n.columns]
+        n_section = f"""
 More real data, no augmentation: EXP's headline by N (`harmonic@0.5` at score 0.1, `valthr_` at the validation
 threshold), per split and training seed:
 

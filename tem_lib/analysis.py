@@ -84,6 +84,13 @@ def gain_table(sweep, iou: float = 0.5, n_boot: int = 1000, seed: int = 0, thres
     return pd.concat([gains, *pooled], ignore_index=True).assign(threshold=threshold)
 
 
+def gain_tables(sweep, over: str = "exp", **kwargs) -> pd.DataFrame:
+    """:func:`gain_table` at the paper's score 0.1 and, when every finished run has one, at the
+    validation-chosen threshold, in one table (column ``threshold``)."""
+    thresholds = ("paper", "val") if has_val_thresholds(sweep) else ("paper",)
+    return pd.concat([gain_table(sweep, threshold=t, over=over, **kwargs) for t in thresholds], ignore_index=True)
+
+
 def _pooled_over_seeds(gains: pd.DataFrame, reps: dict, n_boot: int, seed: int) -> list[pd.DataFrame]:
     """Rows with ``seed == "all"``: per split and pooled over splits, the gain averaged over the
     training seeds, with an interval that holds training noise as well as test-crop noise (a
