@@ -92,7 +92,14 @@ def get_device(device: str = "auto"):
     """``"auto"`` -> cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
     import torch
     if device != "auto":
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device {device!r} is not a device torch knows ('auto', 'cpu', 'cuda', 'cuda:1', "
+                             f"'mps'): {e}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this torch sees no CUDA GPU; use 'cpu' or 'auto'")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

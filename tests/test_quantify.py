@@ -265,3 +265,156 @@ def test_per_class_thresholds_are_the_default_and_can_be_overridden(model_dir, t
         assert json.loads((tmp_path / name / "run.json").read_text())["thresholds"]
     assert kept == {"per-class": [1, 3], "single": [1], "score": [1]}
 
+
+
+def _perfect_on(truth_by_name):
+    def perfect(tiles, offsets):  # which image a tile is from: the one whose pixels it carries
+        out = []
+        for tile, off in zip(tiles, offsets):
+            s = next(s for s in truth_by_name.values()
+                     if np.array_equal(s.image[off[1]:off[1] + tile.shape[0], off[0]:off[0] + tile.shape[1]], tile))
+            out += oracle(s)([tile], [off])
+        return out
+    return perfect
+
+
+def test_the_output_folder_is_written_whole_and_never_keeps_an_earlier_runs_files(model_dir, tmp_path):
+    data = userdata.ours(tmp_path / "ours")
+    ds = load_dataset(data)
+    perfect = _perfect_on({s.name: s for s in ds})
+    model_nm = json.loads((model_dir / CARD).read_text())["nm_per_px"]
+    out = tmp_path / "out"
+    quantify(model_dir, [data], out, nm_per_px=model_nm, score=0.5, progress=False, predict=perfect)
+    first = json.loads((out / "run.json").read_text())
+    assert "confusion.csv" in first["files"] and "overlays/" + ds[0].name + ".png" in first["files"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(first["files"])
+    # the confusion of a perfect detector: everything on the diagonal, nothing missed or extra
+    conf = pd.read_csv(out / "confusion.csv", index_col=0)
+    assert conf.loc["unlabelled"].sum() == 0 and conf["missed"].sum() == 0
+    assert np.trace(conf.to_numpy()[:3, :3]) == sum(len(s.instances) for s in ds)
+    # a second run into the same folder, of one image, without labels: no stale comparison or overlays
+    one = tmp_path / "one.png"
+    Image.fromarray(np.clip(np.rint(ds[0].image * 255), 0, 255).astype(np.uint8)).save(one)
+    quantify(model_dir, [one], out, nm_per_px=model_nm, score=0.5, overlays=False, progress=False,
+             predict=_perfect_on({"one": ds[0]}))
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(json.loads((out / "run.json").read_text())["files"])
+    assert "comparison.csv" not in files and not (out / "overlays").exists()
+    # an error on the second micrograph leaves the earlier output as it was, and no partial one
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(bad / "a.png")
+    (bad / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match="b.png"):
+        quantify(model_dir, [bad], out, overlays=False, progress=False, predict=perfect)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == files
+
+    def boom(tiles, offsets):
+        raise RuntimeError("detector failed")
+    with pytest.raises(RuntimeError, match="detector failed"):
+        quantify(model_dir, [one], out, overlays=False, progress=False, predict=boom)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == files
+    assert not list(tmp_path.glob(".out.*"))
+
+
+def test_output_folders_pixel_sizes_and_sizes_that_would_lose_something_are_refused(model_dir, tmp_path):
+    from tem_lib.quantify import _main
+    Image.fromarray(np.full((256, 256), 150, np.uint8)).save(tmp_path / "m.png")
+    (tmp_path / "afile").write_text("x")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    model_nm = json.loads((model_dir / CARD).read_text())["nm_per_px"]
+    cases = [(["--out", str(tmp_path / "afile")], "is a file"),
+             (["--out", str(mine)], "not a quantify output"),
+             (["--out", str(tmp_path / "o"), "--nm-per-px", str(model_nm / 1000)], "unit mistake"),
+             (["--out", str(tmp_path / "o"), "--device", "nosuch"], "not a device"),
+             (["--out", str(tmp_path / "o"), "--device", "cuda:7"], "device")]
+    for args, message in cases:
+        import contextlib
+        import io
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = _main([str(model_dir), str(tmp_path / "m.png"), *args])
+        if "cuda" in args and "cuda" not in err.getvalue() and code == 0:
+            continue  # a machine with that GPU
+        assert code == 2 and message in err.getvalue(), (args, err.getvalue())
+    assert (mine / "notes.txt").read_text() == "keep me" and (tmp_path / "afile").read_text() == "x"
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="megapixels"):
+        quantify(model_dir, [tmp_path / "m.png"], tmp_path / "o", nm_per_px=model_nm * 4, max_megapixels=0.5,
+                 progress=False, predict=lambda t, o: [])
+
+
+def test_calibrated_counts_from_the_card(model_dir, tmp_path):
+    """The card's calibration (a detector that finds half of each class) doubles the counts,
+    only at the thresholds it was measured at; without one, asking for it is refused."""
+    import shutil
+
+    from tem_lib.quantify import CountCalibration, read_card
+    cal = CountCalibration([1, 2, 3], [np.diag([50, 50, 50])], [[50, 50, 50]], [[100, 100, 100]], [256 * 256 * 10],
+                           thresholds={1: 0.3, 2: 0.4, 3: 0.2})
+    with_cal = shutil.copytree(model_dir, tmp_path / "cal")
+    doc = json.loads((with_cal / CARD).read_text())
+    (with_cal / CARD).write_text(json.dumps({**doc, "calibration": cal.to_dict()}))
+    assert read_card(with_cal).calibration == cal
+    Image.fromarray(np.full((256, 256), 150, np.uint8)).save(tmp_path / "m.png")
+
+    def three(tiles, offsets):
+        return [Detections([[10, 10, 30, 20], [50, 50, 54, 54], [80, 80, 90, 90]], [3, 1, 2], [0.9, 0.9, 0.9],
+                           t.shape, "t", [Instance(np.ones((10, 20), bool), 10, 10, 3),
+                                          Instance(np.ones((4, 4), bool), 50, 50, 1),
+                                          Instance(np.ones((10, 10), bool), 80, 80, 2)]) for t in tiles]
+    res = quantify(with_cal, [tmp_path / "m.png"], tmp_path / "o", overlays=False, progress=False, predict=three,
+                   n_boot=50)
+    allrows = res.summary[res.summary.image == "all"]
+    assert list(allrows["count"]) == [1, 1, 1]
+    np.testing.assert_allclose(allrows.count_calibrated, [2, 2, 2])
+    assert (allrows.count_calibrated_ci_high >= 2).all()
+    # at other thresholds the calibration does not hold: left out, or refused when asked for
+    res = quantify(with_cal, [tmp_path / "m.png"], tmp_path / "o2", score=0.5, overlays=False, progress=False,
+                   predict=three)
+    assert "count_calibrated" not in res.summary
+    with pytest.raises(ValueError, match="measured at the thresholds"):
+        quantify(with_cal, [tmp_path / "m.png"], tmp_path / "o3", score=0.5, calibrate=True, progress=False,
+                 predict=three)
+    with pytest.raises(ValueError, match="no count calibration"):
+        quantify(model_dir, [tmp_path / "m.png"], tmp_path / "o4", calibrate=True, progress=False, predict=three)
+
+
+def test_tta_maps_every_view_back_and_votes(micrograph):
+    """A perfect detector seen through the 8 symmetries: the fused detections are the truth
+    again; a detection seen in too few views is dropped, and a class is the vote's."""
+    from tem_lib.quantify.tta import fuse, undo, view
+    tile = micrograph.image[:256, :256]
+    truth = oracle(micrograph)([tile], [(0, 0)])[0]
+    views = []
+    for k in range(8):
+        seen = view(tile, k)  # what the oracle sees in view k: the truth's masks turned the same way
+        insts, boxes = [], []
+        for inst in truth.instances:
+            m = view(inst.full_mask(tile.shape), k)
+            r, c = np.nonzero(m)
+            insts.append(Instance(m[r.min():r.max() + 1, c.min():c.max() + 1], int(c.min()), int(r.min()),
+                                  inst.category_id))
+            boxes.append([c.min(), r.min(), c.max() + 1, r.max() + 1])
+        det = Detections(np.array(boxes, float), truth.labels, np.full(len(insts), 0.8), seen.shape, "v", insts)
+        back = undo(det, k, tile.shape)
+        np.testing.assert_allclose(back.boxes, truth.boxes)
+        views.append(back)
+    fused = fuse(views, tile.shape, FECRAL.ids)
+    assert len(fused) == len(truth) and np.allclose(fused.scores, 0.8)
+    order = np.lexsort((fused.boxes[:, 1], fused.boxes[:, 0]))
+    ref = np.lexsort((truth.boxes[:, 1], truth.boxes[:, 0]))
+    np.testing.assert_allclose(fused.boxes[order], truth.boxes[ref])
+    assert [i.area for i in np.array(fused.instances)[order]] == [i.area for i in np.array(truth.instances)[ref]]
+    # three views call the first defect a <100> loop (3), five a <111> loop (2): the vote is 2;
+    # a defect in 3 of 8 views only is dropped
+    one = truth.subset([0])
+    votes = [Detections(one.boxes, [3 if k < 3 else 2], [0.9], tile.shape, "v", one.instances) for k in range(8)]
+    extra = Detections([[200, 200, 210, 210]], [1], [0.9], tile.shape, "v", [Instance(np.ones((10, 10), bool), 200,
+                                                                                       200, 1)])
+    mixed = [Detections(np.concatenate([v.boxes, extra.boxes]), [*v.labels, 1], [0.9, 0.9], tile.shape, "v",
+                        [*v.instances, *extra.instances]) if k < 3 else v for k, v in enumerate(votes)]
+    fused = fuse(mixed, tile.shape, FECRAL.ids)
+    assert fused.labels.tolist() == [2]
