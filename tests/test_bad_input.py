@@ -319,3 +319,126 @@ def test_decompression_bomb_header_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # a 64x64 header now "claims" too many pixels
     with pytest.raises(ValueError, match="bomb.png: the image header claims more pixels"):
         read_image(tmp_path / "bomb.png")
+
+
+# ----------------------------------------------------------------------------- round three
+@pytest.mark.parametrize("value", [1.7, 2.9, 1.0, True, "1", None, [1], 10 ** 400])
+@pytest.mark.parametrize("key", ["category_id", "image_id"])
+def test_ids_of_every_json_type_but_integers_are_refused(tmp_path, key, value):
+    root = coco_folder(tmp_path / "d", edit(**{f"annotations.0.{key}": value}))
+    with pytest.raises(ValueError, match=f"annotations.json: annotation 1 (has|refers to unknown) {key} ") as e:
+        load_dataset(root)
+    assert len(str(e.value)) < 400  # a 400-digit id is shown short
+
+
+@given(st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=5),
+                 st.lists(st.integers(), max_size=2), st.integers(min_value=-3, max_value=3),
+                 st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_coco_reader_reads_or_refuses_any_id(tmp_path_factory, value):
+    root = coco_folder(tmp_path_factory.mktemp("ids"), edit(**{"annotations.0.category_id": value,
+                                                               "annotations.0.id": value}))
+    try:
+        (s,) = load_dataset(root)
+    except ValueError as e:
+        assert "annotations.json" in str(e)
+    else:
+        assert value == 1 and type(value) is int and [i.category_id for i in s.instances] == [1]
+
+
+def test_an_annotation_listed_twice_is_read_once_with_a_warning(tmp_path):
+    ann = GOOD["annotations"][0]
+    root = coco_folder(tmp_path / "d", edit(annotations=[ann, dict(ann)]))
+    with pytest.warns(UserWarning, match="1 annotation.s. listed twice, identical, were read once"):
+        (s,) = load_dataset(root)
+    assert len(s.instances) == 1
+    other = {**ann, "segmentation": [[20.0, 20.0, 28.0, 20.0, 28.0, 28.0]]}
+    root = coco_folder(tmp_path / "e", edit(annotations=[ann, other]))
+    with pytest.warns(UserWarning, match="annotation id.s. used by two different annotations"):
+        (s,) = load_dataset(root)
+    assert len(s.instances) == 2
+
+
+def test_a_16_bit_gray_mask_of_8_bit_levels_keeps_its_classes(tmp_path):
+    root = tmp_path / "g"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.fromarray(np.full((32, 32), 120, np.uint8)).save(root / "images" / "a.png")
+    gray = np.zeros((32, 32), np.uint16)
+    gray[2:6, 2:6], gray[10:14, 10:14], gray[20:26, 20:26] = 85 * 257, 170 * 257, 255 * 257
+    Image.fromarray(gray).save(root / "masks" / "a.png")
+    classes = {"classes": {"classes": [{"id": 1, "name": "a", "gray": 85}, {"id": 2, "name": "b", "gray": 170},
+                                       {"id": 3, "name": "c", "gray": 255}]}}
+    (root / "metadata.json").write_text(json.dumps(classes))
+    with pytest.warns(UserWarning, match="257 times 8-bit levels"):
+        ds = load_dataset(root, fmt="graymask")
+    assert sorted(i.category_id for i in ds[0].instances) == [1, 2, 3]
+    gray[0, 0] = 300
+    Image.fromarray(gray).save(root / "masks" / "a.png")
+    with pytest.raises(ValueError, match=r"masks/a.png: gray levels above 255 \(\[300, "):
+        load_dataset(root, fmt="graymask")
+
+
+def _imagej(root, rows):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.fromarray(np.full((64, 64), 120, np.uint8)).save(root / "images" / "a.png")
+    (root / "labels" / "a_results.csv").write_text(" ,X,Y,Major,Minor,Angle,class\n" + "\n".join(
+        f"{k},{r}" for k, r in enumerate(rows, 1)) + "\n")
+    return root
+
+
+def test_imagej_tables_in_calibrated_units_are_refused_and_one_pixel_dots_kept(tmp_path):
+    root = _imagej(tmp_path / "um", ["0.010,0.012,0.004,0.003,10,1", "0.02,0.03,0.006,0.005,0,0"])
+    with pytest.raises(ValueError, match="a_results.csv: every ellipse is under 1.5 px.*calibrated units"):
+        load_dataset(root, classes="fecral")
+    root = _imagej(tmp_path / "px", ["10,10,1,1,0,1", "30.5,30.5,1,1,0,1", "50,20,8,6,0,0"])
+    (s,) = load_dataset(root, classes="fecral")
+    assert len(s.instances) == 3  # the 1-px dot at an integer centre (a pixel corner) is kept
+    dot = s.instances[0]
+    assert dot.area == 1 and (dot.x0, dot.y0) == (10, 10)
+
+
+def test_images_read_wrongly_are_refused_or_read_right(tmp_path):
+    import struct
+    import zlib
+
+    from tem_lib.data import read_image
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    w = h = 11000  # the header claims 121 megapixels, the data hold one row
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" + bytes(w))) + chunk(b"IEND", b""))
+    (tmp_path / "short.png").write_bytes(png)
+    with pytest.warns(Warning), pytest.raises(ValueError, match="short.png: truncated PNG.*1 of the 11000 rows"):
+        read_image(tmp_path / "short.png")
+    a = (np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)
+    Image.fromarray(a).save(tmp_path / "ok.png")
+    whole = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="cut.png"):
+        read_image(tmp_path / "cut.png")
+    Image.fromarray(a).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    img = read_image(tmp_path / "cmyk.jpg")  # not a blank image: the gray levels come back
+    assert abs(img.mean() - a.mean() / 255) < 0.02 and np.corrcoef(img.ravel(), a.ravel())[0, 1] > 0.95
+
+
+def test_the_fingerprint_of_a_dataset_named_by_a_file_covers_its_images_and_labels(tmp_path):
+    import os
+
+    from tem_lib.running.runner import dataset_fingerprint
+    root = coco_folder(tmp_path / "d", GOOD)
+    f = root / "annotations.json"
+    a = dataset_fingerprint(f)
+    img = root / "images" / "a.png"
+    Image.fromarray(np.full((SIZE, SIZE), 7, np.uint8)).save(img)
+    st_ = img.stat()
+    os.utime(img, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))
+    assert dataset_fingerprint(f) != a  # an edited image of a COCO file given by name
+    y = yolo_folder(tmp_path / "y", "0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    b = dataset_fingerprint(y / "data.yaml")
+    label = next((y / "labels").rglob("*.txt"))
+    label.write_text("0 0.2 0.2 0.6 0.2 0.6 0.6\n")
+    os.utime(label, ns=(label.stat().st_atime_ns, label.stat().st_mtime_ns + 10**9))
+    assert dataset_fingerprint(y / "data.yaml") != b  # an edited label of a YOLO data.yaml given by name

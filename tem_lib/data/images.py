@@ -93,7 +93,11 @@ def read_image_with_scale(path) -> tuple[np.ndarray, float | None]:
         else:
             with Image.open(path) as im:
                 im.load()
-                arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA") else im)
+                if im.format == "PNG":
+                    _check_png_data(path, im)
+                if im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # print colour spaces: through RGB, not band by band
+                    im = im.convert("RGB")
+                arr = np.asarray(im.convert("L") if im.mode in ("RGB", "RGBA", "P", "LA", "PA", "RGBX") else im)
     except Image.DecompressionBombError as e:
         raise ValueError(f"{path}: the image header claims more pixels than PIL will decode ({e}); a corrupt "
                          "header, or a real image too large to read whole: set PIL.Image.MAX_IMAGE_PIXELS higher "
@@ -121,6 +125,35 @@ def read_image_with_scale(path) -> tuple[np.ndarray, float | None]:
         raise ValueError(f"{path}: image has {bad} non-finite pixel(s) (NaN or inf); fill or crop them first")
     lo, hi = float(arr.min()), float(arr.max())
     return ((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)), scale
+
+
+def _check_png_data(path: Path, im) -> None:
+    """A PNG whose compressed data hold fewer rows than its header claims is refused (Pillow
+    fills the missing rows with zeros without a word)."""
+    import struct
+    import zlib
+    if im.info.get("interlace"):
+        return  # Adam7: rows are not stored in order; Pillow's own checks are what there is
+    data = path.read_bytes()
+    pos, idat = 8, []
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat.append(data[pos + 8:pos + 8 + length])
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    width, height = struct.unpack(">II", data[16:24])
+    depth, colour = data[24], data[25]
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    row = 1 + -(-width * depth * channels // 8)
+    try:
+        raw = zlib.decompressobj().decompress(b"".join(idat), height * row + 1)
+    except zlib.error as e:
+        raise ValueError(f"{path}: corrupt PNG data ({e})") from None
+    if len(raw) < height * row:
+        raise ValueError(f"{path}: truncated PNG: its header claims {width} x {height} px, its data hold "
+                         f"{len(raw) // row} of the {height} rows; re-export the image")
 
 
 def read_image(path) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,11 +125,27 @@ def _check_overrides(notebooks: list[Path], overrides: dict) -> None:
 
 def dataset_fingerprint(path) -> str:
     """Hash of a dataset's content as the file system shows it: every file's relative path,
-    size and modification time (a label file edited in place changes it; reading is cheap)."""
+    size and modification time (a label file edited in place changes it; reading is cheap).
+    ``path`` may be the dataset folder or a file of it (a COCO json, a YOLO ``data.yaml``): then
+    the folder holding it, and a COCO file's image folder wherever it is, are fingerprinted, since
+    the reader reads images and labels from there. An edit that keeps a file's size and
+    modification time (``touch -r``) goes unseen: rerun with ``--force``."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    base = path.parent if path.is_file() else path
-    return stable_hash([(p.relative_to(base).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    if path.is_file():
+        roots = {path.parent}
+        if path.suffix.lower() == ".json":
+            from ..data.readers import coco_image_dir
+            try:
+                roots.add(coco_image_dir(path, read_json(path)))
+            except (ValueError, OSError, KeyError, TypeError, AttributeError):
+                pass  # not a COCO file with images: its folder is what there is
+        skip = (project_root() / "runs").resolve()
+        files = sorted({p for r in roots for p in r.rglob("*")
+                        if p.is_file() and skip not in p.resolve().parents})
+        base = path.parent
+    else:
+        files, base = sorted(p for p in path.rglob("*") if p.is_file()), path
+    return stable_hash([(os.path.relpath(p, base), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
 
 
 def data_overrides(data, name: str | None, nm_per_px: float | None, overrides: dict,
