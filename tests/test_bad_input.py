@@ -442,3 +442,37 @@ def test_the_fingerprint_of_a_dataset_named_by_a_file_covers_its_images_and_labe
     label.write_text("0 0.2 0.2 0.6 0.2 0.6 0.6\n")
     os.utime(label, ns=(label.stat().st_atime_ns, label.stat().st_mtime_ns + 10**9))
     assert dataset_fingerprint(y / "data.yaml") != b  # an edited label of a YOLO data.yaml given by name
+
+
+@pytest.mark.parametrize("case, names, words", [
+    ("duplicate-names", "names: [dot, dot]\n", "data.yaml: class name(s) ['dot'] given twice"),
+    ("text-keys", "names:\n  a: dot\n  b: loop\n", "data.yaml: 'names' keys must be class indices"),
+    ("300-names", "names: [" + ", ".join(f"c{i}" for i in range(300)) + "]\n", "data.yaml: 300 classes"),
+])
+def test_yolo_class_names_that_cannot_be_a_class_set_name_the_file(tmp_path, case, names, words):
+    with pytest.raises(ValueError) as e:
+        load_dataset(yolo_folder(tmp_path / case, "0 0.1 0.1 0.5 0.1 0.5 0.5\n", names))
+    assert words in str(e.value)
+
+
+def test_yolo_label_files_without_images_and_all_empty_are_said(tmp_path):
+    root = yolo_folder(tmp_path / "orphan", "0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    (root / "labels" / "zz.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    with pytest.warns(UserWarning, match=r"1 label file\(s\) with no image .* were not read \(\['zz.txt'\]\)"):
+        assert len(load_dataset(root)) == 1
+    with pytest.raises(ValueError, match="are all empty: no defect is labelled"):
+        load_dataset(yolo_folder(tmp_path / "empty", ""))
+
+
+def test_tiffs_that_are_not_tiffs(tmp_path):
+    from tem_lib.data import read_image
+    (tmp_path / "zero.tif").write_bytes(b"")
+    with pytest.raises(ValueError, match="zero.tif: empty file"):
+        read_image(tmp_path / "zero.tif")
+    Image.fromarray(np.full((8, 8), 51, np.uint8)).save(tmp_path / "p.png")
+    (tmp_path / "p.tif").write_bytes((tmp_path / "p.png").read_bytes())
+    with pytest.warns(UserWarning, match="p.tif: named .tif but is a PNG file"):
+        assert read_image(tmp_path / "p.tif").max() == pytest.approx(51 / 255)
+    (tmp_path / "junk.tif").write_bytes(b"II*\x00junk")
+    with pytest.raises(ValueError, match="junk.tif"):
+        read_image(tmp_path / "junk.tif")

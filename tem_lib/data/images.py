@@ -60,7 +60,21 @@ def _read_microscope(path: Path) -> tuple[np.ndarray, float | None]:
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, float | None]:
     import tifffile
-    arr = tifffile.imread(path)
+    try:
+        arr = tifffile.imread(path)
+    except tifffile.TiffFileError as e:
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: empty file (0 bytes)") from None
+        try:  # another format under a .tif name (a PNG saved as .tif): read by its content, and say so
+            with Image.open(path) as im:
+                kind = im.format
+        except (UnidentifiedImageError, OSError):
+            raise ValueError(f"{path}: not a TIFF file ({e})") from None
+        import warnings
+        warnings.warn(f"{path}: named .tif but is a {kind} file; read as {kind}", stacklevel=3)
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("L") if im.mode not in ("L", "I;16", "I", "F") else im), None
     scale = None
     try:  # ImageJ, DM-exported, FEI and Zeiss TIFFs carry their calibration: rosettasciio reads it
         sig = _rsciio_reader(".tif")(str(path))[0]

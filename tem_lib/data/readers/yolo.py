@@ -1,6 +1,7 @@
 """YOLO segmentation labels ``labels/**/NAME.txt`` + ``images/**/NAME.*``."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +25,17 @@ def yolo_names(root: Path) -> tuple[list[str], Path]:
                 raise ValueError(f"{f}: unreadable YAML ({e})") from None
             names = (d or {}).get("names") if isinstance(d, dict) else None
             if isinstance(names, dict):
-                keys = sorted(int(k) for k in names)
+                try:
+                    keys = sorted(int(k) for k in names)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{f}: 'names' keys must be class indices 0, 1, ..., got "
+                                     f"{[str(k)[:20] for k in list(names)[:5]]}") from None
                 if keys != list(range(len(keys))):
                     raise ValueError(f"{f}: 'names' indices must be 0..{len(keys) - 1}, got {keys}")
                 names = [names[k] if k in names else names[str(k)] for k in keys]
             if not isinstance(names, list) or not names:
                 raise ValueError(f"{f}: no 'names' list of classes")
-            names = [str(n) for n in names]
+            names = _check_names([str(n) for n in names], f)
             txt = root / "classes.txt"
             if txt.is_file():  # two sources of the class names: they must agree, neither wins silently
                 other = [ln.strip() for ln in _read_text(txt).splitlines() if ln.strip()]
@@ -43,8 +48,18 @@ def yolo_names(root: Path) -> tuple[list[str], Path]:
         names = [ln.strip() for ln in _read_text(f).splitlines() if ln.strip()]
         if not names:
             raise ValueError(f"{f}: no class names")
-        return names, f
+        return _check_names(names, f), f
     raise FileNotFoundError(f"{root}: YOLO labels need class names: data.yaml with 'names' or classes.txt")
+
+
+def _check_names(names: list[str], f: Path) -> list[str]:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{f}: class name(s) {dup[:5]} given twice; each class needs its own name")
+    if len(names) > 255:
+        raise ValueError(f"{f}: {len(names)} classes; tem_lib keeps at most 255 (class ids are 8-bit gray levels "
+                         "of the masks, 0 the background)")
+    return names
 
 
 def read_yolo_labels(txt: Path, shape, n_classes: int, first_id: int = 1) -> list[Instance]:
@@ -101,7 +116,18 @@ def read_yolo(root, images_dir=None, labels_dir=None) -> tuple[list[Sample], Cla
         inst = read_yolo_labels(txt, image.shape, len(names)) if txt.is_file() else []
         name = p.stem if unique else rel.as_posix().replace("/", "__")
         samples.append(Sample(image, inst, source_id=name, nm_per_px=scale, name=name, meta={"file": str(p)}))
+    seen = {(labels_dir / p.relative_to(images_dir).with_suffix(".txt")).resolve() for p in images}
+    orphans = sorted(str(t.relative_to(labels_dir)) for t in labels_dir.rglob("*.txt")
+                     if t.resolve() not in seen and t.name != "classes.txt")
+    if orphans:
+        warnings.warn(f"{labels_dir}: {len(orphans)} label file(s) with no image of the same relative path under "
+                      f"{images_dir} were not read ({orphans[:5]}{' ...' if len(orphans) > 5 else ''})", stacklevel=2)
     if not any(s.instances for s in samples):
+        matched = len(images) - sum(1 for p in images
+                                    if not (labels_dir / p.relative_to(images_dir).with_suffix(".txt")).is_file())
+        if matched:
+            raise ValueError(f"{labels_dir}: the {matched} label file(s) of the images under {images_dir} are all "
+                             "empty: no defect is labelled")
         raise ValueError(f"{labels_dir}: no label file matches an image under {images_dir} "
                          "(labels/<same relative path>.txt expected)")
     return samples, classes
