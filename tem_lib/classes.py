@@ -37,6 +37,19 @@ def machine_name(text: str) -> str:
     return name or "class"
 
 
+def machine_names(labels, ids) -> list[str]:
+    """:func:`machine_name` of each label, made distinct where two labels give the same one
+    (``"loop a"``, ``"loop_a"``) or none (emoji only): the class id is appended to the later ones."""
+    out, seen = [], set()
+    for label, cid in zip(labels, ids):
+        name = machine_name(label)
+        if name in seen or name == "class":
+            name = f"{name}_{cid}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
 @dataclass(frozen=True)
 class ClassSet:
     """An ordered table of defect classes (order = mask channel and legend order)."""
@@ -130,8 +143,9 @@ class ClassSet:
         """COCO categories with the names as the data gave them: a class whose machine name was
         made from its label (``"⟨111⟩ loop"`` -> ``111_loop``) is written back as the label, so a
         COCO file read and written again keeps its names."""
-        return [{"id": c.id, "name": c.display if machine_name(c.display) == c.name else c.name,
-                 "supercategory": "defect"} for c in self.classes]
+        derived = machine_names([c.display for c in self.classes], self.ids)
+        return [{"id": c.id, "name": c.display if d == c.name else c.name, "supercategory": "defect"}
+                for c, d in zip(self.classes, derived)]
 
     def subset(self, ids) -> "ClassSet":
         keep = [self[i] for i in ids]
@@ -168,9 +182,8 @@ class ClassSet:
         if len(ids) != len(names):
             raise ValueError(f"{len(names)} class names but {len(ids)} ids")
         k = len(names)
-        classes = tuple(DefectClass(i, machine_name(n), n, int(round(255 * (k - j) / k)) or 1,
-                                    PALETTE[j % len(PALETTE)])
-                        for j, (i, n) in enumerate(zip(ids, names)))
+        classes = tuple(DefectClass(i, m, n, int(round(255 * (k - j) / k)) or 1, PALETTE[j % len(PALETTE)])
+                        for j, (i, n, m) in enumerate(zip(ids, names, machine_names(names, ids))))
         return cls(classes, name)
 
     @classmethod
@@ -193,7 +206,7 @@ class ClassSet:
             seen[cid] = str(cat["name"])
         ids = sorted(seen)
         names = [seen[i] for i in ids]
-        if len({machine_name(n) for n in names}) != len(names):
+        if len(set(names)) != len(names):
             raise ValueError(f"{where}: category names {names} are not distinct")
         return cls.from_names(names, ids)
 

@@ -184,6 +184,11 @@ def read_json(path) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); JSON files are UTF-8") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to read (arrays or objects inside each other "
+                         "thousands of levels deep)") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise ValueError(f"{path}: unreadable JSON ({e})") from None
 
 
 def stable_hash(obj) -> str:

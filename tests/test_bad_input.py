@@ -476,3 +476,34 @@ def test_tiffs_that_are_not_tiffs(tmp_path):
     (tmp_path / "junk.tif").write_bytes(b"II*\x00junk")
     with pytest.raises(ValueError, match="junk.tif"):
         read_image(tmp_path / "junk.tif")
+
+
+@pytest.mark.parametrize("case, doc, text, words", [
+    ("huge-integer-vertex", edit(**{SEG: [[4, 4, 12, 4, 12, 10 ** 400, 4, 12]]}), None, "lies far outside"),
+    ("ellipse-text", edit(**{"annotations.0.ellipse": "abc"}), None, "'ellipse' must be 5 finite numbers"),
+    ("ellipse-short", edit(**{"annotations.0.ellipse": [1, 2, 3]}), None, "'ellipse' must be 5 finite numbers"),
+    ("source-id-list", edit(images=[{**GOOD["images"][0], "source_id": [1]}]), None, "source_id [1] (list)"),
+    ("5000-digits", None, json.dumps(GOOD).replace('"category_id": 1', '"category_id": ' + "9" * 5000),
+     "unreadable JSON"),
+    ("nested", None, json.dumps(GOOD)[:-1] + ', "x": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),
+])
+def test_hostile_numbers_and_shapes_in_coco_name_the_file(tmp_path, case, doc, text, words):
+    root = coco_folder(tmp_path / case, doc, text=text)
+    with pytest.raises(ValueError) as e:
+        load_dataset(root)
+    assert words in str(e.value) and "annotations.json" in str(e.value) and len(str(e.value)) < 500
+
+
+def test_class_names_that_collide_only_as_machine_names_are_kept(tmp_path):
+    from tem_lib.data import write_dataset
+    for names in (["🔴", "🔵"], ["loop a", "loop_a"]):
+        doc = edit(categories=[{"id": 1, "name": names[0]}, {"id": 2, "name": names[1]}])
+        ds = load_dataset(coco_folder(tmp_path / names[1], doc))
+        assert [c.display for c in ds.classes] == names and len(set(ds.classes.names)) == 2
+        back = load_dataset(write_dataset(list(ds), tmp_path / f"out{names[1]}", ds.classes))
+        assert [c.display for c in back.classes] == names and back.classes.matches(ds.classes)
+    with pytest.raises(ValueError, match="not distinct"):
+        load_dataset(coco_folder(tmp_path / "same", edit(categories=[{"id": 1, "name": "a"}, {"id": 2, "name": "a"}])))
+    # a numeric source id is read as text, so 5 and "5" are one micrograph
+    (s,) = load_dataset(coco_folder(tmp_path / "num", edit(images=[{**GOOD["images"][0], "source_id": 5}])))
+    assert s.source_id == "5"

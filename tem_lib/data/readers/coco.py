@@ -47,11 +47,12 @@ def _decode_segmentation(seg, h: int, w: int, where: str) -> np.ndarray:
                 raise ValueError(f"{where}: a polygon must be a list of numbers, got {str(p)[:80]}")
             if len(p) % 2:
                 raise ValueError(f"{where}: a polygon has an odd number of coordinates ({len(p)})")
-            if not np.isfinite(p).all():
-                raise ValueError(f"{where}: polygon coordinate {next(v for v in p if not np.isfinite(v))} is not finite")
             far = [v for v in p if not -_FAR_OUTSIDE * max(h, w) <= v <= (_FAR_OUTSIDE + 1) * max(h, w)]
-            if far:
-                raise ValueError(f"{where}: polygon coordinate {far[0]} lies far outside the {w}x{h} image")
+            bad = [v for v in far if isinstance(v, float) and not np.isfinite(v)]
+            if bad:
+                raise ValueError(f"{where}: polygon coordinate {bad[0]} is not finite")
+            if far:  # (a Python integer of any size lands here, never in numpy)
+                raise ValueError(f"{where}: polygon coordinate {_show(far[0])} lies far outside the {w}x{h} image")
             if len(p) >= 6:
                 polys.append(p)
         if not polys:
@@ -181,19 +182,34 @@ def read_coco(annotation_file, image_dir=None, classes: ClassSet | None = None) 
         for ann in by_image[img["id"]]:
             where = f"{annotation_file} annotation {ann.get('id')}"
             m = _decode_segmentation(ann["segmentation"], h, w, where)
-            inst = instance_from_full(m, ann["category_id"], tuple(ann["ellipse"]) if ann.get("ellipse") else None)
+            inst = instance_from_full(m, ann["category_id"], _ellipse(ann.get("ellipse"), where))
             if inst is not None:
                 instances.append(inst)
             else:
                 empty.append(ann.get("id"))
         stem = Path(img["file_name"]).with_suffix("").as_posix().replace("/", "__")
-        samples.append(Sample(image, instances, source_id=img.get("source_id", stem),
+        source = img.get("source_id", stem)
+        if isinstance(source, bool) or not isinstance(source, (str, int)):
+            raise ValueError(f"{annotation_file}: image {_show(img['id'])} has source_id {_show(source)} "
+                             f"({type(source).__name__}); it must be a text (or integer) naming its micrograph")
+        samples.append(Sample(image, instances, source_id=str(source),
                               nm_per_px=img.get("nm_per_px", scale), name=stem,
                               origin=tuple(img.get("origin", (0, 0))), meta={"file": str(path)}))
     if empty:
         warnings.warn(f"{annotation_file}: {len(empty)} annotation(s) with no pixel inside their image were "
                       f"dropped (ids {empty[:10]}{' ...' if len(empty) > 10 else ''})", stacklevel=2)
     return samples, classes
+
+
+def _ellipse(value, where: str):
+    """tem_lib's optional ``ellipse`` field (cx, cy, major, minor, angle), checked."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 5 and all(_number(v) for v in value)
+            and all(np.isfinite(float(v)) for v in value)):
+        raise ValueError(f"{where}: 'ellipse' must be 5 finite numbers (cx, cy, major, minor, angle), "
+                         f"got {_show(value)}")
+    return tuple(float(v) for v in value)
 
 
 def _check_coco_images(annotation_file: Path, images: list) -> None:
