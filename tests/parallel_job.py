@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from tem_lib import parallel
 from tem_lib.detection import train_detector
 from tem_lib.ldm.config import TrainConfig
 from tem_lib.ldm.loop import fit
-from tem_lib.running import parallel
 from tem_lib.simulate import preset, simulate
 
 

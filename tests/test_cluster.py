@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from tem_lib.running import cluster
-from tem_lib.study import Sweep
+from tem_lib.study import Sweep, cluster
 
 TINY = {"splits": [0], "n_train": [2], "amounts": [0, 2], "augment": ["copy_paste"], "n_test": 2, "n_val": 2,
         "detector": {"fpn_channels": 16, "representation_size": 32, "mask_head_channels": 16},

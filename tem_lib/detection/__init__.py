@@ -1,5 +1,6 @@
 """Mask R-CNN (torchvision) for TEM defects: model, training on real and synthetic crops,
 prediction. The metrics it is judged by are in :mod:`tem_lib.metrics.detection`."""
+from . import foundation  # noqa: F401  (registers pretrained="foundation")
 from .config import DetectorConfig, DetTrainConfig
 from .engine import evaluate, train_one_epoch
 from .model import PretrainedWeightsMissing, build_maskrcnn, cached_weights_path, resolve_pretrained

@@ -28,15 +28,9 @@ from filelock import FileLock
 
 from ..layout import DETECTOR_META, WEIGHTS
 from ..utils import derive_seed, from_dict, read_json, stable_hash, write_json
-from .config import DetectorConfig, DetTrainConfig, to_dict
-
-# the class-specific outputs: everything else transfers to any class set
-CLASS_HEADS = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
-# The DetectorConfig fields that define the weights (their shapes and meaning); the rest (input
-# scale, NMS, sampling, frozen stages, where weights come from) may differ between pretraining
-# and fine-tuning.
-ARCHITECTURE = ("backbone", "fpn_channels", "representation_size", "mask_head_channels", "norm", "anchor_sizes",
-                "aspect_ratios", "image_mean", "image_std")
+from .config import DetectorConfig, DetTrainConfig
+from .train import train_detector
+from .weights import ARCHITECTURE, CLASS_HEADS, _architecture, register_init_source, transfer_weights  # noqa: F401
 
 
 def cache_dir() -> Path:
@@ -90,11 +84,6 @@ class FoundationConfig:
         if not 0 <= self.grains_probability <= 1:
             raise ValueError(f"foundation: grains_probability must be in [0, 1], got {self.grains_probability}")
         DetTrainConfig(**self.training)  # a typo in the schedule fails here, not after simulating
-
-
-def _architecture(cfg: DetectorConfig | dict) -> dict:
-    d = to_dict(cfg) if isinstance(cfg, DetectorConfig) else cfg
-    return {k: d[k] for k in ARCHITECTURE if k in d}
 
 
 def pretraining_detector(detector: DetectorConfig) -> DetectorConfig:
@@ -169,7 +158,6 @@ def ensure_foundation(fcfg: FoundationConfig | dict | None, detector: DetectorCo
     with FileLock(str(out) + ".lock"):
         if _complete(out):  # another process finished it while we waited
             return out
-        from .train import train_detector
         work = out.with_name(out.name + ".partial")
         data = simulated_set(fcfg)
         train_detector(data, work, pretraining_detector(detector), {**fcfg.training, "seed": fcfg.seed},
@@ -185,37 +173,13 @@ def _complete(folder: Path) -> bool:
     return (folder / WEIGHTS).is_file() and (folder / DETECTOR_META).is_file()
 
 
-def transfer_weights(model, folder, detector: DetectorConfig, class_ids, class_names=None) -> dict:
-    """Load a saved detector's weights into ``model`` (built for ``detector`` and ``class_ids``).
+def _foundation_source(cfg: DetectorConfig, device, progress: bool, n_proc: int) -> Path:
+    """``pretrained="foundation"``: the cached foundation detector (pretrained now if missing)."""
+    if n_proc > 1 and not foundation_path(from_dict(FoundationConfig, cfg.foundation, "foundation config"),
+                                          cfg).is_dir():
+        raise RuntimeError("the foundation detector is not cached yet: pretrain it in one process first "
+                           "(python -m tem_lib.study --profile NAME --prepare), then launch the processes")
+    return ensure_foundation(cfg.foundation, cfg, device, progress)
 
-    The architecture must match. When the saved detector's classes are the same (ids, and
-    names where both are known) every tensor is loaded; otherwise the class heads
-    (:data:`CLASS_HEADS`) keep their fresh initialisation and only the backbone, FPN, RPN and
-    the class-agnostic parts of the box and mask heads are loaded. Returns what was done.
-    """
-    from safetensors.torch import load_file
-    folder = Path(folder)
-    meta = read_json(folder / DETECTOR_META)
-    theirs, ours = _architecture(meta.get("detector", {})), _architecture(detector)
-    if stable_hash(theirs) != stable_hash(ours):
-        diff = sorted(k for k in ARCHITECTURE if theirs.get(k) != ours.get(k))
-        raise ValueError(f"{folder / 'detector.json'}: another detector architecture than the one configured "
-                         f"here (differs in {diff}); weights transfer only between identical architectures")
-    same = list(meta.get("class_ids", [])) == list(class_ids)
-    if same and class_names is not None and meta.get("class_names") is not None:
-        same = list(meta["class_names"]) == list(class_names)
-    try:
-        sd = load_file(folder / WEIGHTS)
-    except Exception as e:  # noqa: BLE001 - missing, truncated or foreign file
-        raise ValueError(f"{folder / 'model.safetensors'}: could not load ({type(e).__name__}: {e})") from None
-    if not same:
-        sd = {k: v for k, v in sd.items() if not k.startswith(CLASS_HEADS)}
-    missing, unexpected = model.load_state_dict(sd, strict=same)
-    if unexpected or (missing and not all(k.startswith(CLASS_HEADS) for k in missing)):
-        raise ValueError(f"{folder / 'model.safetensors'}: does not fit the configured detector "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return {"path": str(folder), "heads": "kept" if same else "reinitialised",
-            "from_classes": meta.get("class_names") or meta.get("class_ids"), "n_tensors": len(sd),
-            "n_real": meta.get("n_real"), "n_synthetic": meta.get("n_synthetic"),
-            "detector_json_hash": stable_hash(meta)[:12]}
 
+register_init_source("foundation", _foundation_source)

@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import parallel
 from ..checkpoint import check_compatible, config_diff, load_checkpoint, save_checkpoint
 from ..data.torch_dataset import DetectionDataset, collate
 from ..layout import CHECKPOINT, DETECTOR_META, HISTORY, WEIGHTS
-from ..running import parallel
 from ..utils import (
     atomic_path,
     derive_seed,
@@ -36,10 +36,10 @@ from ..utils import (
     write_json,
     write_text,
 )
-from . import foundation
 from .config import DetectorConfig, DetTrainConfig, to_dict
 from .engine import train_one_epoch
 from .model import build_maskrcnn, resolve_pretrained
+from .weights import init_source, transfer_weights
 
 
 def mixed_indices(n_real: int, n_syn: int, count: int, synthetic_fraction: float | None,
@@ -91,7 +91,7 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     ``pretrained="foundation"`` and no ``init_weights`` the foundation detector is the start
     (pretrained first if it is not cached yet). Class heads are kept when the saved detector
     has the same classes (``class_ids``, and ``class_names`` where known) and re-initialised
-    otherwise (:func:`~tem_lib.detection.foundation.transfer_weights`).
+    otherwise (:func:`~tem_lib.detection.weights.transfer_weights`).
     ``on_epoch_end(model, epoch)``: called after every epoch (e.g. learning curves); the
     model is back in training mode afterwards."""
     cfg = config if isinstance(config, DetectorConfig) else from_dict(DetectorConfig, config, "detector config")
@@ -112,16 +112,12 @@ def train_detector(train, out_dir, config: DetectorConfig | dict | None = None,
     rank, n_proc = parallel.world()  # several processes under `accelerate launch`: data parallel
     device = parallel.local_device(torch.device(device))
     if init_weights is None and resolve_pretrained(cfg) == "foundation":
-        if n_proc > 1 and not foundation.foundation_path(from_dict(foundation.FoundationConfig, cfg.foundation,
-                                                                   "foundation config"), cfg).is_dir():
-            raise RuntimeError("the foundation detector is not cached yet: pretrain it in one process first "
-                               "(python -m tem_lib.study --profile NAME --prepare), then launch the processes")
-        init_weights = foundation.ensure_foundation(cfg.foundation, cfg, device, progress and rank == 0)
+        init_weights = init_source(cfg, device, progress and rank == 0, n_proc)
     torch.manual_seed(tcfg.seed)  # the initial weights (and those of re-initialised heads)
     model = build_maskrcnn(cfg, class_ids).to(device)
     info = dict(model.tem_info)
     if init_weights is not None:
-        info["init_weights"] = foundation.transfer_weights(model, init_weights, cfg, class_ids, class_names)
+        info["init_weights"] = transfer_weights(model, init_weights, cfg, class_ids, class_names)
     optimizer = _optimizer(model, tcfg)
     sched = _scheduler(optimizer, tcfg)
     use_scaler = device.type == "cuda" and tcfg.amp == "auto" and not torch.cuda.is_bf16_supported()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..checkpoint import NonFiniteLoss, check_compatible, load_checkpoint, save_checkpoint, step_generator
 from ..layout import CHECKPOINT, HISTORY
-from ..running.parallel import average_gradients, barrier, world
+from ..parallel import average_gradients, barrier, world
 from ..utils import derive_seed, provenance, stable_hash, write_text
 from .config import TrainConfig
 

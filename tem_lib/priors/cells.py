@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import fit_prior
 from .base import PriorWarning
+from .fit import fit_prior
 from .validate import ks_table
 
 
@@ -19,7 +19,7 @@ def save_cell_prior(ws, split: int, n: int, kind: str, prior):
 def cell_prior(ws, split: int, n: int, kind: str):
     """The cell's prior of ``kind`` as notebook 02 saved it; fitted (and saved) here if it
     did not run."""
-    from . import load_prior
+    from .fit import load_prior
     path = ws.path("priors", split, n, f"{kind}.json")
     if path.is_file():
         return load_prior(path)

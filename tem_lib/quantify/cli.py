@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __doc__ as DOC
 from .run import quantify
+
+DESCRIPTION = ("From a trained detector to the numbers a microscopist publishes: counts, sizes and areal "
+               "densities of every defect class, per micrograph, on micrographs of any size.")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tem_lib.quantify", description=DOC.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tem_lib.quantify", description=DESCRIPTION)
     ap.add_argument("model", help="a model folder (the study's WORK_DIR/models/best, or tem_lib.quantify.export_model)")
     ap.add_argument("inputs", nargs="+", help="micrographs (PNG, TIFF, DM3/DM4, EMD, SER), folders of them, or "
                                               "labelled dataset folders (then compared with the labels)")

@@ -18,7 +18,8 @@ exists for the same settings. Rows are separate files so that a cluster job arra
 GPUs can share one sweep: ``python -m tem_lib.study --profile paper --prepare`` trains the
 generators and pools first, then ``--index $SLURM_ARRAY_TASK_ID`` (or ``--run ID``) runs
 one run each, or ``--submit slurm`` submits one job per unfinished run through submitit
-(:mod:`tem_lib.running.cluster`). :func:`collect` gathers the rows into one table.
+(:mod:`tem_lib.study.cluster`, on
+the job arrays of :mod:`tem_lib.running.cluster`). :func:`collect` gathers the rows into one table.
 
 Modules: :mod:`~tem_lib.study.config` (what a sweep covers, run ids), :mod:`~tem_lib.study.sweep`
 (:class:`Sweep`), :mod:`~tem_lib.study.rows` (the result row's columns, written and parsed in one

@@ -6,25 +6,11 @@ import argparse
 import json
 import sys
 
+from .job import run_one  # noqa: F401  (what one job runs; kept importable here)
 from .locks import RunLocked
 from .sweep import Sweep
 
 _DESCRIPTION = "The study: K splits x N x augmentation x amount x seed, one detector run each."
-
-
-def run_one(work_dir: str, sweep_config: dict, run_id: str, device: str = "auto") -> dict:
-    """What one job does: run ``run_id`` of the sweep unless it is done or running elsewhere.
-    Returns ``{"id", "state": "done" | "ran" | "locked", ...}``."""
-    from ..utils import get_device
-    sweep = Sweep(work_dir, sweep_config, device=get_device(device), progress=False)
-    run = sweep.get(run_id)
-    if sweep.is_done(run):
-        return {"id": run_id, "state": "done"}
-    try:
-        row = sweep.run_locked(run)
-    except RunLocked as e:
-        return {"id": run_id, "state": "locked", "why": str(e)}
-    return {"id": run_id, "state": "ran", "harmonic@0.5": row.get("harmonic@0.5")}
 
 
 def _main(argv=None) -> int:
@@ -79,7 +65,7 @@ def _main(argv=None) -> int:
                 for g in (g for g in sweep.cfg.augment if g not in sweep.skipped):
                     print(f"split {split}, N {n}, {g}: {sweep.prepare(split, n, g)}")
         elif args.submit:
-            from ..running.cluster import submit
+            from .cluster import submit
             params = {"timeout_min": args.timeout_min, "slurm_partition": args.partition, "gpus_per_node": args.gpus,
                       "cpus_per_task": args.cpus, "mem_gb": args.mem_gb, "slurm_array_parallelism": args.parallelism}
             params = {k: v for k, v in params.items() if v is not None}
