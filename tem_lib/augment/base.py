@@ -126,8 +126,16 @@ class Augmentation:
         return out_dir
 
 
+def strategies() -> dict[str, type["Augmentation"]]:
+    """Every registered strategy, those of installed plugins included (:mod:`tem_lib.plugins`)."""
+    from ..plugins import load_plugins
+    load_plugins("tem_lib.augment")
+    return STRATEGIES
+
+
 def get_strategy(name: str, config: dict | None = None) -> Augmentation:
-    """The strategy registered as ``name`` with ``config``; an unknown name raises ``ValueError``."""
-    if name not in STRATEGIES:
+    """The strategy registered as ``name`` with ``config`` (a plugin's too); an unknown name
+    raises ``ValueError``."""
+    if name not in strategies():
         raise ValueError(f"unknown augmentation {name!r}; known: {sorted(STRATEGIES)}")
     return STRATEGIES[name](config)

@@ -53,13 +53,19 @@ def unregister_format(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def _registry() -> dict[str, DatasetFormat]:
+    from ..plugins import load_plugins
+    load_plugins("tem_lib.formats")  # formats of installed packages (entry points), once
+    return _REGISTRY
+
+
 def formats() -> tuple[str, ...]:
-    """The registered format names, in detection order."""
-    return tuple(_REGISTRY)
+    """The registered format names, in detection order (plugins' after the built-in ones)."""
+    return tuple(_registry())
 
 
 def get_format(name: str) -> DatasetFormat:
-    if name not in _REGISTRY:
+    if name not in _registry():
         raise ValueError(f"unknown dataset format {name!r}; use one of {formats()} or auto")
     return _REGISTRY[name]
 
@@ -69,7 +75,7 @@ def detect_format(root) -> str:
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: dataset folder not found")
-    for fmt in _REGISTRY.values():
+    for fmt in _registry().values():
         if fmt.detect(root):
             return fmt.name
     known = "; ".join(f"{f.name}: {f.description}" for f in _REGISTRY.values() if f.description)

@@ -45,7 +45,8 @@ class SweepConfig:
     filter_segmenter_steps: int = 600
 
     def __post_init__(self):
-        from ..augment import STRATEGIES
+        from ..augment import strategies
+        STRATEGIES = strategies()  # noqa: N806  (plugins' strategies included)
         for a in self.amounts:
             n_synthetic(a, 10)  # validates
         if isinstance(self.augment, str):
@@ -70,8 +71,8 @@ def n_synthetic(amount, n: int) -> int:
 
 
 def _strategy(augment: str):
-    from ..augment import STRATEGIES
-    return STRATEGIES.get(augment)
+    from ..augment import strategies
+    return strategies().get(augment)
 
 
 def run_id(split: int, n: int, amount, seed: int, augment: str = "ldm") -> str:

@@ -75,7 +75,8 @@ class Sweep:
         """The augmentation strategy ``name``: what it takes from the sweep's settings
         (``Augmentation.sweep_defaults``: the generator's for ``ldm`` and ``inpaint``, the
         detector training for ``simulator``) under its ``augment_config[name]``."""
-        from ..augment import STRATEGIES, get_strategy
+        from ..augment import get_strategy, strategies
+        STRATEGIES = strategies()  # noqa: N806  (plugins' strategies included)
         if name not in STRATEGIES:
             return get_strategy(name)  # the error naming the known ones
         return get_strategy(name, {**STRATEGIES[name].sweep_defaults(self.cfg), **self.cfg.augment_config.get(name, {})})
