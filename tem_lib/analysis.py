@@ -184,3 +184,17 @@ def has_val_thresholds(sweep) -> bool:
     """Whether every finished run of ``sweep`` has a score threshold chosen on validation crops."""
     done = [r for r in sweep.runs if sweep.is_done(r)]
     return bool(done) and all(read_json(sweep.row_path(r["id"])).get("val_threshold") is not None for r in done)
+
+
+def size_density_at_thresholds(test, results: dict, rows: dict, classes) -> pd.DataFrame:
+    """Per condition and class, the size and density errors on the ``test`` crops at the paper's
+    score 0.1 (the detector's own cut-off: ``results[name].sizes``) and at the threshold the
+    study chose on validation crops (``rows[name]["val_threshold"]``, where the row has one)."""
+    from .metrics.detection import size_density_table
+    out = [r.sizes.assign(condition=name, threshold="0.1 (paper)") for name, r in results.items()]
+    for name, r in results.items():
+        thr = rows[name].get("val_threshold")
+        if thr is not None:
+            out.append(size_density_table(test, above(r.predictions, thr), classes)
+                       .assign(condition=name, threshold=f"validation ({thr:.2f})"))
+    return pd.concat(out, ignore_index=True)

@@ -87,3 +87,12 @@ def draw_detections(ax, sample: Sample, detections, classes: ClassSet, title: st
     ax.set(xticks=[], yticks=[])
     if title:
         ax.set_title(title, fontsize=8)
+
+
+def running_mean(y, k: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, mean)``: the running mean of ``y`` over ``k`` values (fewer for a short
+    series), and the positions in ``y`` of its values (its last ``len(mean)`` ones)."""
+    y = np.asarray(y, float)
+    k = max(1, min(k, len(y) // 5 or 1))
+    mean = np.convolve(y, np.ones(k) / k, mode="valid")
+    return np.arange(len(y) - len(mean), len(y)), mean

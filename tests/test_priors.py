@@ -197,3 +197,19 @@ def test_ks_table_is_zero_for_identical_sets(sim_samples):
     assert (t["ks"].dropna() == 0).all()
     assert set(t["quantity"]) == {"major", "ratio", "angle", "angle_vs_frame", "count_per_crop",
                                   "nn_distance"}
+
+
+def test_class_weights_for_classes_a_dataset_lacks_are_set_aside():
+    from tem_lib.classes import ClassSet
+    from tem_lib.priors import usable_class_weights
+    kept, ignored = usable_class_weights({"loop_100": 2.0, "void": 3.0}, ClassSet.from_names(["void", "precipitate"]))
+    assert kept == {"void": 3.0} and ignored == ["loop_100"]
+    assert usable_class_weights({}, ClassSet.from_names(["void"])) == ({}, [])
+
+
+def test_running_mean():
+    from tem_lib.viz import running_mean
+    at, mean = running_mean([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], k=2)
+    assert list(at) == list(range(1, 10)) and list(mean) == [1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5]
+    at, mean = running_mean([4.0, 6.0], k=25)  # a short series: no smoothing
+    assert list(at) == [0, 1] and list(mean) == [4.0, 6.0]

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tem_lib.classes import preset
-from tem_lib.data import Instance, load_dataset
+from tem_lib.data import Instance, Sample, load_dataset
 from tem_lib.metrics.detection import Detections
 from tem_lib.quantify import (
     CARD,
@@ -418,3 +418,17 @@ def test_tta_maps_every_view_back_and_votes(micrograph):
                         [*v.instances, *extra.instances]) if k < 3 else v for k, v in enumerate(votes)]
     fused = fuse(mixed, tile.shape, FECRAL.ids)
     assert fused.labels.tolist() == [2]
+
+
+def test_labelled_densities_sit_beside_the_detected_ones():
+    from tem_lib.quantify import labelled_densities
+    summary = pd.DataFrame([{"image": im, "class_id": c, "count": n, "area": 2.0, "density": n / 2.0}
+                            for im, c, n in [("a", 1, 3), ("a", 2, 0), ("b", 1, 1), ("b", 2, 5), ("all", 1, 4),
+                                             ("all", 2, 5)]])
+    dot = Instance(np.ones((2, 2), bool), 0, 0, 1)
+    truth = [Sample(np.zeros((8, 8), np.float32), [dot, dot], "a", name="a"),
+             Sample(np.zeros((8, 8), np.float32), [Instance(np.ones((2, 2), bool), 4, 4, 2)], "b", name="b")]
+    per = labelled_densities(summary, truth).set_index(["image", "class_id"])
+    assert "all" not in per.index.get_level_values(0)
+    assert per.n_labelled.to_dict() == {("a", 1): 2, ("a", 2): 0, ("b", 1): 0, ("b", 2): 1}
+    assert per.loc[("a", 1), "density_labelled"] == 1.0 and per.loc[("b", 2), "density"] == 2.5

@@ -39,6 +39,23 @@ def generate(pipe: MaskToImagePipeline, label_maps, sampler: str = "dpm++", step
     return np.concatenate(out)
 
 
+def time_samplers(pipe: MaskToImagePipeline, label_maps, settings, eta: float = 1.0, seed: int = 0,
+                  batch_size: int = 8) -> tuple:
+    """Images of the same ``label_maps`` drawn with each ``(sampler, steps, guidance_scale)`` of
+    ``settings``, same seeds, and a table of what each cost (seconds, images per second).
+    Returns ``({(sampler, steps): images [N, H, W]}, table)``."""
+    import pandas as pd
+    images, rows = {}, []
+    for name, k, g in settings:
+        t0 = time.perf_counter()
+        images[name, k] = generate(pipe, label_maps, name, k, guidance_scale=g, eta=eta, seed=seed,
+                                   batch_size=batch_size, progress=False)
+        sec = time.perf_counter() - t0
+        rows.append({"sampler": name, "steps": k, "guidance_scale": g, "seconds": sec,
+                     "images_per_second": len(label_maps) / sec})
+    return images, pd.DataFrame(rows)
+
+
 def synthesize(pipe: MaskToImagePipeline, label_maps: list[LabelMap], out_dir, classes, sampler: str = "dpm++",
                steps: int = 25, guidance_scale: float = 1.0, eta: float = 1.0, seed: int = 0,
                batch_size: int = 8, chunk: int = 64, metadata: dict | None = None,

@@ -13,11 +13,11 @@ subclasses ``MaskPrior``, implements ``fit`` and ``_draw``, and registers in ``P
 from .base import MaskPrior, Placement, PriorFileError, PriorWarning, frame_residuals, training_geometry
 from .bootstrap import BootstrapPrior, authors_placement
 from .cells import fit_cells, ks_cells
-from .fit import PRIORS, fit_prior, load_prior
+from .fit import PRIORS, fit_prior, load_prior, usable_class_weights
 from .parametric import ParametricPrior
-from .validate import geometry_table, ks_table, plot_distributions, plot_label_maps
+from .validate import geometry_table, ks_table, plot_distributions, plot_ks_heatmap, plot_label_maps
 
 __all__ = ["fit_cells", "ks_cells", "BootstrapPrior", "MaskPrior", "ParametricPrior", "Placement", "PriorFileError",
            "PriorWarning", "PRIORS", "authors_placement", "fit_prior", "frame_residuals",
            "geometry_table", "ks_table", "load_prior", "plot_distributions", "plot_label_maps",
-           "training_geometry"]
+           "training_geometry", "usable_class_weights", "plot_ks_heatmap"]

@@ -43,3 +43,11 @@ def load_prior(path) -> MaskPrior:
     if d.get("kind") not in PRIORS:
         raise PriorFileError(f"{path}: unknown prior kind {d.get('kind')!r}; known: {sorted(PRIORS)}")
     return PRIORS[d["kind"]].from_dict(d, where=str(path))
+
+
+def usable_class_weights(class_weights: dict, classes: ClassSet) -> tuple[dict, list]:
+    """The entries of ``class_weights`` (class name -> odds factor, e.g. a profile's
+    ``{"loop_100": 2.0}``) for classes ``classes`` has, and the names it lacks (ignored: a
+    profile's weights serve datasets with other class sets too)."""
+    kept = {k: v for k, v in (class_weights or {}).items() if k in classes.names}
+    return kept, sorted(set(class_weights or {}) - set(kept))

@@ -149,3 +149,21 @@ def plot_label_maps(maps, classes: ClassSet, ncols: int = 6, size: float = 2.0):
         ax.set_yticks([])
     class_legend(fig, maps, classes, bottom=0.04)
     return fig
+
+
+def plot_ks_heatmap(ks: pd.DataFrame, sets, title: str = ""):
+    """The KS statistics of one cell (``ks_table`` rows: class, quantity, set, ks) as a heatmap:
+    rows class · quantity, columns the sets in the order of ``sets`` (those present)."""
+    t = ks.assign(row=ks["class"] + " · " + ks["quantity"]).pivot(index="row", columns="set", values="ks")
+    t = t[[c for c in sets if c in t.columns]]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * t.shape[1], 0.32 * len(t) + 1))
+    im = ax.imshow(t.to_numpy(float), cmap="viridis_r", vmin=0, vmax=0.6, aspect="auto")
+    for (i, j), v in np.ndenumerate(t.to_numpy(float)):
+        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                color="w" if v > 0.3 else "k")
+    ax.set_xticks(range(t.shape[1]), t.columns, fontsize=8)
+    ax.set_yticks(range(len(t)), t.index, fontsize=7)
+    fig.colorbar(im, ax=ax, label="KS statistic vs test crops")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -34,7 +34,15 @@ from __future__ import annotations
 
 from .calibration import CountCalibration, add_calibrated, fit_count_calibration
 from .card import CARD, CARD_FORMAT, CARD_VERSION, ModelCard, export_model, load_model, read_card
-from .measure import DEFECT_COLUMNS, comparison_table, confusion_table, defect_table, poisson_interval, summary_table
+from .measure import (
+    DEFECT_COLUMNS,
+    comparison_table,
+    confusion_table,
+    defect_table,
+    labelled_densities,
+    poisson_interval,
+    summary_table,
+)
 from .outputs import coco_predictions, overlay, overlay_path
 from .run import RUN_RECORD, QuantifyOptions, QuantifyResult, card_thresholds, collect_inputs, quantify, quantify_samples
 from .tiles import merge_tiles, model_predictor, rescale_detections, sliced_predict, tile_boxes
@@ -48,6 +56,7 @@ def _main(argv=None) -> int:
 __all__ = ["CARD", "CARD_FORMAT", "CARD_VERSION", "DEFECT_COLUMNS", "RUN_RECORD", "CountCalibration", "ModelCard",
            "QuantifyOptions", "QuantifyResult", "add_calibrated", "card_thresholds", "coco_predictions",
            "collect_inputs", "comparison_table", "confusion_table", "defect_table", "export_model",
-           "fit_count_calibration", "load_model", "merge_tiles", "model_predictor", "overlay", "overlay_path",
-           "poisson_interval", "quantify", "quantify_samples", "read_card", "rescale_detections", "sliced_predict",
+           "fit_count_calibration", "labelled_densities", "load_model", "merge_tiles", "model_predictor", "overlay",
+           "overlay_path", "poisson_interval", "quantify", "quantify_samples", "read_card", "rescale_detections",
+           "sliced_predict",
            "summary_table", "tile_boxes"]

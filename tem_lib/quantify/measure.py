@@ -120,3 +120,16 @@ def confusion_table(truth: list[Sample], predictions: list[Detections], classes:
             cm[C, col.get(int(pred.labels[p]), C)] += 1
     return pd.DataFrame(cm, index=pd.Index(names + ["unlabelled"], name="labelled"),
                         columns=pd.Index(names + ["missed"], name="detected"))
+
+
+def labelled_densities(summary: pd.DataFrame, truth: list[Sample]) -> pd.DataFrame:
+    """``summary``'s per-image rows (not ``all``) with the labelled count and density of the
+    same image and class beside the detected ones (``n_labelled``, ``density_labelled``):
+    images are matched by name."""
+    rows = [{"image": s.name, "class_id": i.category_id} for s in truth for i in s.instances]
+    labelled = (pd.DataFrame(rows, columns=["image", "class_id"]).groupby(["image", "class_id"]).size()
+                .rename("n_labelled").reset_index())
+    per = summary[summary.image != "all"].merge(labelled, on=["image", "class_id"], how="left")
+    per["n_labelled"] = per.n_labelled.fillna(0).astype(int)
+    per["density_labelled"] = per.n_labelled / per.area
+    return per
