@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .layout import CHECKPOINT_STATE
 from .utils import atomic_dir, read_json, torch_generator, write_json
 
 
@@ -40,9 +41,9 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 def check_compatible(ckpt: Path, key: str, full_config: dict) -> bool:
     """True if ``ckpt`` holds a checkpoint of this configuration, False if there is none;
     ``ValueError`` naming the differences if it was made with another configuration."""
-    if not (Path(ckpt) / "state.json").is_file():
+    if not (Path(ckpt) / CHECKPOINT_STATE).is_file():
         return False
-    saved = read_json(Path(ckpt) / "state.json")
+    saved = read_json(Path(ckpt) / CHECKPOINT_STATE)
     if saved.get("key") != key:
         diff = config_diff(saved.get("full_config", {}), full_config)
         raise ValueError(f"{ckpt}: checkpoint of another configuration ({'; '.join(diff[:5]) or 'different'}); "
@@ -58,7 +59,7 @@ def save_checkpoint(ckpt, modules: dict, stateful: dict, state: dict) -> None:
             save_file({k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()},
                       tmp / f"{name}.safetensors")
         torch.save({k: v.state_dict() for k, v in stateful.items() if v is not None}, tmp / "training_state.pt")
-        write_json(tmp / "state.json", state)
+        write_json(tmp / CHECKPOINT_STATE, state)
 
 
 def load_checkpoint(ckpt, modules: dict, stateful: dict) -> dict:
@@ -76,4 +77,4 @@ def load_checkpoint(ckpt, modules: dict, stateful: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - safetensors/torch raise many types for a bad file
         raise ValueError(f"{ckpt}: corrupt or incomplete checkpoint ({type(e).__name__}: {e}); "
                          "delete the folder to start this stage again") from e
-    return read_json(ckpt / "state.json")
+    return read_json(ckpt / CHECKPOINT_STATE)

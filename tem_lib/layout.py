@@ -26,8 +26,21 @@ VAL_PREDICTIONS = "val_predictions.json"
 METRICS = "metrics.json"
 # a dataset folder's record (tem_lib.data.write_dataset; a synthetic pool's is how it was made)
 DATASET_META = "metadata.json"
+# a checkpoint's state (step, RNG states, config) beside its tensors (tem_lib.checkpoint)
+CHECKPOINT_STATE = "state.json"
+# a trained U-Net's settings and run record (tem_lib.segmentation.unet)
+SEG_CONFIG = "seg_config.json"
+# what a quantify output folder holds: options, thresholds, the files of the run (tem_lib.quantify)
+QUANTIFY_RECORD = "run.json"
+# the model card of a portable detector (tem_lib.quantify)
+MODEL_CARD = "model.json"
 # a generator's diffusers pipeline, inside its folder
 PIPELINE = "pipeline"
+
+
+def split_folder(split: int) -> str:
+    """A split's folder inside a stage: ``split<s>``."""
+    return f"split{int(split)}"
 
 
 def generator_folder(config_hash: str) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .annotate import AnnotationConfig, annotate
+from .layout import split_folder
 from .metrics import confidence as cm
 from .segmentation.unet import PretrainedWeightsMissing, SegConfig, imagenet_weights, predict_proba, save_encoder, train_unet
 from .simulate import preset as sim_preset
@@ -224,7 +225,7 @@ class UNetStudy:
                              f"{[x['condition'] for x in self.conditions]}")
         for cond in (x for x in self.conditions if wanted is None or x["condition"] in wanted):
             for seed in c.seeds:
-                out = self.ws.path("unet", None, None, "workspace", f"split{split}", cond["condition"], f"seed{seed}")
+                out = self.ws.path("unet", None, None, "workspace", split_folder(split), cond["condition"], f"seed{seed}")
                 model, _ = train_unet(x, y, self.seg_config(cond, seed), out, self.device)
                 probs, pred = self.predict(model, xt)
                 preds.setdefault(cond["condition"], []).append(pred)

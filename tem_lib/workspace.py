@@ -22,7 +22,7 @@ from pathlib import Path
 from .classes import ClassSet, resolve_classes
 from .data import load_dataset, load_splits, make_splits, save_splits, select, tile_dataset
 from .data.sample import Sample
-from .layout import STAGES
+from .layout import STAGES, split_folder
 from .utils import read_json, write_json
 
 
@@ -131,7 +131,7 @@ class Workspace:
             raise ValueError(f"unknown artifact stage {stage!r}; known: {sorted(STAGES)}")
         p = self.work_dir / stage
         if split is not None:
-            p = p / f"split{int(split)}"
+            p = p / split_folder(split)
         if n is not None:
             if split is None:
                 raise ValueError("a path with N needs its split")

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..classes import ClassSet, resolve_classes
+from ..layout import DATASET_META
 from ..utils import read_json, write_json
 from . import readers
 from .formats import detect_format, formats, get_format, register_format
@@ -45,7 +46,7 @@ class Dataset(list):
 def _metadata_classes(folder: Path) -> ClassSet | None:
     """The class set recorded in ``folder/metadata.json`` (what :func:`write_dataset` saves,
     and where a user declares gray levels or ImageJ codes for their own data)."""
-    meta = folder / "metadata.json"
+    meta = folder / DATASET_META
     if not meta.is_file():
         return None
     d = read_json(meta)
@@ -56,7 +57,7 @@ def _coco_files(root: Path) -> list[Path]:
     cands = [root / "annotations.json"] if (root / "annotations.json").is_file() else []
     if not cands:
         cands = [p for d in (root, root / "annotations") if d.is_dir() for p in sorted(d.glob("*.json"))
-                 if p.name != "metadata.json" and readers.looks_like_coco(p)]
+                 if p.name != DATASET_META and readers.looks_like_coco(p)]
     return cands
 
 
@@ -191,7 +192,7 @@ def load_dataset(root, fmt: str = "auto", nm_per_px: float | None = None, classe
     if not isinstance(ds, Dataset):
         raise TypeError(f"dataset format {fmt!r}: read() must return a tem_lib.data.Dataset, got {type(ds).__name__}")
     samples = ds
-    meta_path = folder / "metadata.json"
+    meta_path = folder / DATASET_META
     meta_nm = read_json(meta_path).get("nm_per_px") if meta_path.is_file() else None
     for s in samples:
         if nm_per_px is not None:
@@ -270,7 +271,7 @@ def write_dataset(samples: list[Sample], out_dir, classes: ClassSet, metadata: d
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(save, samples))
         (tmp / "annotations.json").write_text(json.dumps(coco, sort_keys=True) + "\n")
-        write_json(tmp / "metadata.json", {**(metadata or {}), "classes": classes.to_dict()})
+        write_json(tmp / DATASET_META, {**(metadata or {}), "classes": classes.to_dict()})
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             os.replace(out_dir, old)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from ..data.torch_dataset import dihedral, random_patches, stack_crops
-from ..layout import CHECKPOINT, PIPELINE
+from ..layout import CHECKPOINT, CHECKPOINT_STATE, PIPELINE
 from ..utils import atomic_dir, get_device, provenance, read_json, write_json
 from .adversarial import PatchDiscriminator, adversarial_loss
 from .autoencoder import reconstruct, reconstruction_loss
@@ -203,7 +203,7 @@ def _finished(out_dir: Path, config: LDMConfig, samples, device, sampler: str):
     pipe.set_sampler(sampler)
     histories = {}
     for stage in ("autoencoder", "denoiser"):
-        state = out_dir / stage / CHECKPOINT / "state.json"
+        state = out_dir / stage / CHECKPOINT / CHECKPOINT_STATE
         rows = read_json(state).get("history", []) if state.is_file() else []
         histories[f"{stage}_history"] = pd.DataFrame(rows, columns=["step", "loss", "lr"])
     return pipe, {**record.get("training", {}), "loaded": True, **histories}

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import ClassSet
-from ..layout import DETECTOR_META, WEIGHTS
+from ..layout import DETECTOR_META, MODEL_CARD, WEIGHTS
 from ..utils import provenance, read_json, write_json
 from .calibration import CountCalibration
 
-CARD = "model.json"
+CARD = MODEL_CARD
 CARD_FORMAT = "tem_lib-detector"
 CARD_VERSION = 1
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..classes import ClassSet
 from ..data.sample import Sample
+from ..layout import QUANTIFY_RECORD
 from ..metrics.detection import Detections
 from ..utils import atomic_dir, provenance, write_json, write_text
 from .calibration import add_calibrated
@@ -19,7 +20,7 @@ from .measure import DEFECT_COLUMNS, comparison_table, confusion_table, defect_t
 from .outputs import coco_predictions, overlay, overlay_path
 from .tiles import model_predictor, rescale_detections, sliced_predict, tile_boxes
 
-RUN_RECORD = "run.json"  # what a quantify output folder holds: options, thresholds, the files it wrote
+RUN_RECORD = QUANTIFY_RECORD  # what a quantify output folder holds: options, thresholds, the files it wrote
 
 
 @dataclass

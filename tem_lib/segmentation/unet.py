@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from ..data.torch_dataset import random_patches
 from ..detection.model import PretrainedWeightsMissing
-from ..layout import CHECKPOINT, HISTORY, WEIGHTS
+from ..layout import CHECKPOINT, HISTORY, SEG_CONFIG, WEIGHTS
 from ..ldm.config import TrainConfig
 from ..utils import atomic_dir, from_dict, read_json, write_json
 
@@ -271,11 +271,11 @@ def train_unet(images, labels, config: SegConfig | dict | None = None, out_dir="
     run = {"seg": cfg.to_dict(), "data": _data_hash(x, m),
            "init_sha1": _file_sha1(cfg.init) if cfg.init not in ("scratch", "imagenet") else cfg.init}
     done = out_dir / "model"
-    if (done / "seg_config.json").is_file() and read_json(done / "seg_config.json").get("run") == run:
+    if (done / SEG_CONFIG).is_file() and read_json(done / SEG_CONFIG).get("run") == run:
         model = load_unet(done, device)
         hist = out_dir / HISTORY
         return model, {"history": pd.read_csv(hist) if hist.is_file() else pd.DataFrame(columns=["step", "loss", "lr"]),
-                       "seconds": read_json(done / "seg_config.json").get("seconds"),
+                       "seconds": read_json(done / SEG_CONFIG).get("seconds"),
                        "resumed_from": cfg.training.steps}
     model = build_unet(cfg, download).to(device)
     penalty = WeightPenalty(model)
@@ -304,16 +304,16 @@ def save_unet(model: SegUNet, config: SegConfig, path, run: dict | None = None, 
     its training seconds), written beside and renamed."""
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
-        write_json(tmp / "seg_config.json", {"config": config.to_dict(), "run": run, "seconds": seconds})
+        write_json(tmp / SEG_CONFIG, {"config": config.to_dict(), "run": run, "seconds": seconds})
     return Path(path)
 
 
 def load_unet(path, device="cpu") -> SegUNet:
     """A U-Net saved by :func:`save_unet` (built from scratch, then its saved weights)."""
     path = Path(path)
-    if not (path / "seg_config.json").is_file() or not (path / WEIGHTS).is_file():
+    if not (path / SEG_CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: not a saved U-Net (needs seg_config.json and model.safetensors)")
-    cfg = SegConfig.from_dict(read_json(path / "seg_config.json")["config"])
+    cfg = SegConfig.from_dict(read_json(path / SEG_CONFIG)["config"])
     model = build_unet(replace(cfg, init="scratch", freeze=0, regularization="none"))
     try:
         model.load_state_dict(load_file(path / WEIGHTS))

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..data.io import Dataset, write_dataset
 from ..data.sample import Sample
+from ..layout import DATASET_META
 from ..utils import provenance, read_json
 from .config import SimulatorConfig, preset
 from .scene import _dislocation_lines, _grain_boundaries, _place_defects, _smooth_field
@@ -118,7 +119,7 @@ def generate_dataset(out_dir, cfg: SimulatorConfig | None = None, n_images: int 
     meta = {"generator": "tem_lib.simulate", "simulator": cfg.to_dict(), "seed": seed,
             "n_images": n_images, "nm_per_px": cfg.nm_per_px}
     if out_dir.exists():
-        old = read_json(out_dir / "metadata.json") if (out_dir / "metadata.json").is_file() else {}
+        old = read_json(out_dir / DATASET_META) if (out_dir / DATASET_META).is_file() else {}
         if _same_parameters(old, meta):
             return out_dir
         if not overwrite:
