@@ -3,7 +3,9 @@
 #   1. the detector speed benchmark on cuda (tem_lib's engine vs a plain loop, images/s);
 #   2. the paper_lite profile's foundation detector (R50-FPN on 8192 simulated crops) pretrained
 #      on cuda, its time recorded in the copied detector.json (cut at 8 minutes: the lease is 15);
-#   (before 2, paper_lite's notebook 01 makes the workspace the study command needs).
+#   (before 2, paper_lite's notebook 01 makes the workspace the study command needs);
+#   3. quantify on whole held-out real micrographs, 4 folds, with a 4x longer schedule on cuda
+#      (benchmarks/quantify_realdata.py --device cuda --epochs 12; only where ../shared/data is there).
 # Each step has its own timeout; a step that fails or times out is recorded and the next runs.
 # Results: $OUT (the device tool's folder) or benchmarks/results/gpu/, one log and one JSON per step.
 #
@@ -38,3 +40,11 @@ step paper_lite_01 180 python3 -m tem_lib.running.runner --profile paper_lite --
 step foundation_paper_lite 480 python3 -m tem_lib.study --profile paper_lite --work-dir /tmp/pl/work --prepare \
   --device cuda
 ls "$TEM_LIB_CACHE"/foundation/*/detector.json >/dev/null 2>&1 && cp "$TEM_LIB_CACHE"/foundation/*/detector.json "$OUT/foundation_detector.json"
+if [ -d ../shared/data/fecral-3class ]; then
+  step quantify_realdata_gpu 420 python3 benchmarks/quantify_realdata.py --device cuda --epochs 12 \
+    --work /tmp/qr_gpu --name quantify_realdata_gpu --ways per-class single "score 0.1"
+  cp benchmarks/results/quantify_realdata_gpu.* "$OUT/" 2>/dev/null
+else
+  echo '{"step": "quantify_realdata_gpu", "skipped": "no ../shared/data/fecral-3class on this machine"}' \
+    | tee "$OUT/quantify_realdata_gpu.json"
+fi

@@ -23,6 +23,14 @@ CHECKPOINT = "checkpoint"
 # files of a detector run (tem_lib.detection.experiment.run_condition)
 PREDICTIONS = "predictions.json"
 VAL_PREDICTIONS = "val_predictions.json"
+
+
+def tta_predictions_file(views: int) -> str:
+    """A detector's validation predictions made in ``views`` symmetries (tem_lib.quantify.tta)."""
+    return f"val_predictions_tta{int(views)}.json"
+
+
+
 METRICS = "metrics.json"
 # a dataset folder's record (tem_lib.data.write_dataset; a synthetic pool's is how it was made)
 DATASET_META = "metadata.json"

@@ -432,3 +432,24 @@ def test_labelled_densities_sit_beside_the_detected_ones():
     assert "all" not in per.index.get_level_values(0)
     assert per.n_labelled.to_dict() == {("a", 1): 2, ("a", 2): 0, ("b", 1): 0, ("b", 2): 1}
     assert per.loc[("a", 1), "density_labelled"] == 1.0 and per.loc[("b", 2), "density"] == 2.5
+
+
+def test_predicting_in_other_views_than_the_card_was_made_for_is_said(model_dir, tmp_path):
+    import shutil
+
+    from tem_lib.quantify import read_card
+    Image.fromarray(np.full((64, 64), 150, np.uint8)).save(tmp_path / "m.png")
+    empty = lambda tiles, offsets: [Detections(np.zeros((0, 4)), [], [], t.shape, "t", []) for t in tiles]  # noqa: E731
+    with pytest.warns(UserWarning, match="predicting in 8 view.*chosen on predictions in 1"):
+        res = quantify(model_dir, [tmp_path / "m.png"], tmp_path / "o", tta_views=8, overlays=False, progress=False,
+                       predict=empty)
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["tta_views"] == 8 and len(res.defects) == 0
+    tta = shutil.copytree(model_dir, tmp_path / "tta")
+    doc = json.loads((tta / CARD).read_text())
+    (tta / CARD).write_text(json.dumps({**doc, "tta_views": 4}))
+    assert read_card(tta).tta_views == 4
+    quantify(tta, [tmp_path / "m.png"], tmp_path / "o2", overlays=False, progress=False, predict=empty)
+    assert json.loads((tmp_path / "o2" / "run.json").read_text())["tta_views"] == 4  # the card's, by default
+    (tta / CARD).write_text(json.dumps({**doc, "tta_views": 3}))
+    with pytest.raises(ValueError, match="tta_views must be 1, 2, 4 or 8"):
+        read_card(tta)

@@ -35,6 +35,9 @@ class ModelCard:
     # count calibration measured on the same validation crops (tem_lib.quantify.calibration): expected true
     # counts from detected ones; quantify reports them beside the raw counts when present
     calibration: CountCalibration | None = None
+    # symmetries of the square each tile is predicted in (1: none; 4 or 8: test-time augmentation,
+    # tem_lib.quantify.tta); the thresholds and the calibration were chosen on predictions made so
+    tta_views: int = 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -76,6 +79,8 @@ class ModelCard:
                                  f"{list(kw['classes'].ids)}")
             kw["calibration"] = cal
         card = cls(**kw)
+        if card.tta_views not in (1, 2, 4, 8):
+            raise ValueError(f"{where}: tta_views must be 1, 2, 4 or 8 symmetries, got {card.tta_views!r}")
         if not (isinstance(card.tile, int) and card.tile >= 32):
             raise ValueError(f"{where}: tile must be an integer >= 32 px, got {card.tile!r}")
         if not 0 <= float(card.score_threshold) <= 1:
@@ -87,7 +92,8 @@ class ModelCard:
 
 def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px: float | None,
                  score_threshold: float, threshold_source: str, source: dict | None = None,
-                 class_thresholds: dict | None = None, calibration: CountCalibration | None = None) -> Path:
+                 class_thresholds: dict | None = None, calibration: CountCalibration | None = None,
+                 tta_views: int = 1) -> Path:
     """A model folder (weights, ``detector.json``, card) in ``out_dir`` from a detector folder
     saved by :func:`tem_lib.detection.train_detector`; written whole or not at all."""
     from ..utils import atomic_dir
@@ -105,7 +111,7 @@ def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px:
                      class_agnostic=bool(meta.get("detector", {}).get("class_agnostic_nms", True)),
                      class_thresholds=None if class_thresholds is None else {int(k): float(v)
                                                                              for k, v in class_thresholds.items()},
-                     source=source or {}, calibration=calibration,
+                     source=source or {}, calibration=calibration, tta_views=int(tta_views),
                      versions={k: meta[k] for k in ("versions", "git") if k in meta} or provenance())
     with atomic_dir(out_dir) as tmp:
         try:

@@ -25,13 +25,17 @@ def main(argv=None) -> int:
     ap.add_argument("--overlap", type=float, default=0.25, help="tile overlap, fraction of the tile (default 0.25)")
     ap.add_argument("--no-calibration", action="store_true",
                     help="raw counts only, even when the model card holds a count calibration")
+    ap.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8), metavar="VIEWS",
+                    help="predict each tile in 1, 2, 4 or 8 symmetries of the square and vote (default: the number the "
+                         "model's thresholds were chosen with, its card's tta_views)")
     ap.add_argument("--no-overlays", action="store_true")
     args = ap.parse_args(argv)
     from ..utils import get_device
     try:
         res = quantify(args.model, args.inputs, args.out, args.nm_per_px, score=args.score,
                        device=get_device(args.device), overlap=args.overlap, overlays=not args.no_overlays,
-                       per_class=not args.single_threshold, calibrate=False if args.no_calibration else None)
+                       per_class=not args.single_threshold, calibrate=False if args.no_calibration else None,
+                       tta_views=args.tta)
     except (ValueError, OSError, MemoryError) as e:  # OSError: FileNotFoundError, PermissionError, a full disk
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .card import ModelCard, load_model, read_card
 from .measure import DEFECT_COLUMNS, comparison_table, confusion_table, defect_table, summary_table
 from .outputs import coco_predictions, overlay, overlay_path
 from .tiles import model_predictor, rescale_detections, sliced_predict, tile_boxes
+from .tta import tta_predictor
 
 RUN_RECORD = QUANTIFY_RECORD  # what a quantify output folder holds: options, thresholds, the files it wrote
 
@@ -100,6 +102,7 @@ class QuantifyOptions:
     progress: bool = True
     max_megapixels: float = 256.0  # refuse a micrograph larger than this at the model's pixel size
     max_scale: float = 8.0  # refuse a pixel size this many times off the model's (or 1 / this)
+    tta_views: int | None = None  # symmetries of the square per tile (None: the card's, which its thresholds fit)
 
 
 def quantify(model_dir, inputs, out_dir, nm_per_px: float | None = None, predict=None, **options) -> QuantifyResult:
@@ -204,12 +207,22 @@ def _quantify(model_dir, card, items, data_classes, out_dir, opts: QuantifyOptio
                              "counts hold only at the calibration's thresholds")
         calibration = None
     _scales(items, card, opts)
+    views = card.tta_views if opts.tta_views is None else int(opts.tta_views)
+    if views != card.tta_views:
+        warnings.warn(f"{model_dir}: predicting in {views} view(s) of each tile, but the card's thresholds"
+                      f"{' and calibration' if calibration is not None else ''} were chosen on predictions in "
+                      f"{card.tta_views}; scores differ between the two, so counts may be off", stacklevel=3)
+        if calibration is not None:
+            calibration = None  # its rates were measured on the other predictions
     if predict is None:
         model, _ = load_model(model_dir, opts.device)
         low = min(thresholds.values())
-        if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
-            model.roi_heads.score_thresh = low
-        predict = model_predictor(model, opts.device)
+        if views > 1:  # each view keeps its detections down to tta.VIEW_SCORE, as when the card was made
+            predict = tta_predictor(model, classes.ids, opts.device, views=views)
+        else:
+            if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
+                model.roi_heads.score_thresh = low
+            predict = model_predictor(model, opts.device)
     with atomic_dir(out_dir) as tmp:  # the whole output set, or nothing (an earlier run's files never stay)
         preds, defects, image_rows, truths = [], [], [], []
         for it in tqdm(items, desc="micrographs", disable=not opts.progress):
@@ -249,7 +262,7 @@ def _quantify(model_dir, card, items, data_classes, out_dir, opts: QuantifyOptio
         write_json(tmp / "predictions_coco.json", coco_predictions(preds, classes, images))
         seconds = time.perf_counter() - t0
         write_json(tmp / RUN_RECORD, {"model": str(model_dir), "thresholds": {str(k): v for k, v in thresholds.items()},
-                                      "calibrated": calibration is not None,
+                                      "calibrated": calibration is not None, "tta_views": views,
                                       "options": {**asdict(opts), "device": str(opts.device)},
                                       "tile": card.tile, "n_images": len(items), "n_defects": int(len(defects)),
                                       "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())

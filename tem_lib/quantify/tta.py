@@ -6,7 +6,10 @@ is predicted in its 8 views; the detections, mapped back, are grouped across vie
 >= ``iou``, at most one per view), and a group seen in at least ``min_votes`` views is one
 defect: its class the one with the highest summed score over the views, its score the mean
 over all views (0 where a view missed it), its mask the pixels at least half of its members
-cover, its box the score-weighted mean box. Eight times the detector's work.
+cover, its box the score-weighted mean box. ``views`` times the detector's work (8, 4: the
+quarter turns, 2: the tile and its mirror). Each view keeps its detections down to
+``VIEW_SCORE`` whatever threshold is applied to the fused scores, so that thresholds chosen on
+validation crops hold on micrographs.
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ import numpy as np
 
 from ..data.sample import Instance
 from ..metrics.detection import Detections, box_iou
+
+VIEWS = {1: (0,), 2: (0, 4), 4: (0, 1, 2, 3), 8: tuple(range(8))}  # which symmetries (see view)
+VIEW_SCORE = 0.05  # the detector's own cut-off in each view
 
 
 def view(image: np.ndarray, k: int) -> np.ndarray:
@@ -118,18 +124,23 @@ def _vote(instances: list[Instance], label: int) -> Instance:
     return Instance(m[r.min():r.max() + 1, c.min():c.max() + 1], x0 + int(c.min()), y0 + int(r.min()), int(label))
 
 
-def tta_predictor(model, class_ids, device="cpu", batch_size: int = 8, views: int = 8):
+def tta_predictor(model, class_ids, device="cpu", batch_size: int = 8, views: int = 8,
+                  view_score: float = VIEW_SCORE):
     """``predict(tiles, offsets) -> [Detections]`` (:func:`~tem_lib.quantify.tiles.sliced_predict`'s
-    contract) that predicts each tile in its first ``views`` symmetries and fuses them."""
+    contract) that predicts each tile in ``views`` symmetries and fuses them: 2 = the tile and
+    its mirror, 4 = the four quarter turns, 8 = all of them. Sets the model's own score cut-off
+    to ``view_score``."""
     from ..detection.engine import evaluate
-    if not 1 <= views <= 8:
-        raise ValueError(f"views must be 1 to 8 symmetries of the square, got {views}")
+    if views not in (1, 2, 4, 8):
+        raise ValueError(f"views must be 1, 2, 4 or 8 symmetries of the square, got {views}")
     class_ids = [int(c) for c in class_ids]
+    model.roi_heads.score_thresh = view_score
 
     def predict(tiles, offsets):
         out = []
         for tile in tiles:
-            dets = evaluate(model, [view(tile, k) for k in range(views)], device, batch_size=batch_size, progress=False)
-            out.append(fuse([undo(d, k, tile.shape) for k, d in enumerate(dets)], tile.shape, class_ids))
+            ks = VIEWS[views]
+            dets = evaluate(model, [view(tile, k) for k in ks], device, batch_size=batch_size, progress=False)
+            out.append(fuse([undo(d, k, tile.shape) for k, d in zip(ks, dets)], tile.shape, class_ids))
         return out
     return predict

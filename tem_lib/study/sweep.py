@@ -281,40 +281,27 @@ class Sweep:
                              "validation crops in the split file): run the sweep first")
         return best
 
-    def export_best(self, calibrate: bool = True) -> Path:
+    def export_best(self, calibrate: bool = True, tta_views: int = 1) -> Path:
         """The best run's detector (:meth:`best_run`) as a portable model folder for
         :mod:`tem_lib.quantify`, in ``ws.path("models", None, None, "best")``, with its class
-        set, crop size, pixel size and score thresholds chosen on validation crops (one, the best
-        headline; and one per class, keeping as many of each class as are labelled there) and,
-        with ``calibrate``, the count calibration measured there at the per-class thresholds
-        (left out with a warning when a class cannot be calibrated, e.g. none of it labelled
-        there); rewritten only when another run has become the best."""
-        from ..quantify import CARD, export_model
-        run, score, thr = self.best_run()
+        set, crop size, pixel size and, chosen on its split's validation crops on predictions in
+        ``tta_views`` symmetries (:func:`tem_lib.quantify.export.export_for_quantify`), score
+        thresholds (one, the best headline; one per class, keeping as many of each class as are
+        labelled there) and, with ``calibrate``, the count calibration at the per-class ones;
+        rewritten only when another run has become the best or the settings changed."""
+        from ..quantify import CARD
+        from ..quantify.export import export_for_quantify
+        run, score, _ = self.best_run()
         out = self.ws.path("models", None, None, "best")
         source = {"run": run["id"], "condition": run["condition"], "augment": run["augment"],
                   "validation_headline": round(score, 4), "work_dir": str(self.ws.work_dir),
-                  "detector_dir": str(self.run_dir(run))}
-        source["calibrated"] = calibrate
+                  "detector_dir": str(self.run_dir(run)), "calibrated": calibrate, "tta_views": tta_views}
         if (out / CARD).is_file() and read_json(out / CARD).get("source") == source:
             return out
-        from ..detection.experiment import read_predictions
-        from ..metrics.detection import choose_class_thresholds
         val = self.val_crops(run["split"])
-        preds = read_predictions(self.run_dir(run) / VAL_PREDICTIONS)
-        per_class, _ = choose_class_thresholds(val, preds, self.classes, objective="count")
-        calibration = None
-        if calibrate:
-            from ..quantify import fit_count_calibration
-            try:
-                calibration = fit_count_calibration(val, preds, self.classes, per_class,
-                                                    source=f"the {len(val)} validation crops of split {run['split']}")
-            except ValueError as e:  # e.g. a class with no labelled defect there: raw counts only, said once
-                warnings.warn(f"{out}: exported without count calibration: {e}", stacklevel=2)
-        return export_model(self.run_dir(run), out, self.classes, self.ws.crop_size, self.ws.nm_per_px, thr,
-                            f"best headline on the {len(val)} validation crops of split {run['split']}; per class: "
-                            "as many kept as labelled there", source, class_thresholds=per_class,
-                            calibration=calibration)
+        return export_for_quantify(self.run_dir(run), out, self.classes, self.ws.crop_size, self.ws.nm_per_px, val,
+                                   f"the {len(val)} validation crops of split {run['split']}", source,
+                                   tta_views=tta_views, calibrate=calibrate, device=self.device)
 
     def run_locked(self, run: dict | str) -> dict:
         """:meth:`run` under the run's lock file, so that two jobs given one run never write it
