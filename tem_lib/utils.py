@@ -171,6 +171,9 @@ def _json_default(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    from collections.abc import Mapping
+    if isinstance(o, Mapping):  # e.g. a sweep's Run
+        return dict(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

@@ -27,10 +27,10 @@ place), :mod:`~tem_lib.study.locks` (one run, one writer) and :mod:`~tem_lib.stu
 command line and the cluster's job).
 """
 from .cli import _main, run_one  # noqa: F401  (_main: python -m tem_lib.study, and tests)
-from .config import SweepConfig, condition_name, n_synthetic, run_id
+from .config import Run, SweepConfig, condition_name, n_synthetic, run_id
 from .locks import RunLocked, run_lock
 from .rows import collect, metric_column, parse_metric_column
 from .sweep import Sweep
 
-__all__ = ["Sweep", "SweepConfig", "RunLocked", "collect", "condition_name", "metric_column", "n_synthetic",
+__all__ = ["Run", "Sweep", "SweepConfig", "RunLocked", "collect", "condition_name", "metric_column", "n_synthetic",
            "parse_metric_column", "run_id", "run_lock", "run_one"]

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -73,6 +74,40 @@ def n_synthetic(amount, n: int) -> int:
 def _strategy(augment: str):
     from ..augment import strategies
     return strategies().get(augment)
+
+
+@dataclass(frozen=True, eq=False)
+class Run(Mapping):
+    """One run of a sweep: one detector trained on a cell's real crops plus ``n_synthetic``
+    pairs of ``augment``. Read its fields as attributes (``run.split``) or by key (``run["split"]``,
+    ``{**run}``: a row starts from it); equal to a dict of the same fields."""
+    id: str
+    split: int
+    n_train: int
+    amount: int | str
+    n_synthetic: int
+    seed: int
+    augment: str
+    condition: str
+
+    @classmethod
+    def make(cls, split: int, n: int, amount, seed: int, augment: str) -> "Run":
+        return cls(run_id(split, n, amount, seed, augment), split, n, amount, n_synthetic(amount, n), seed, augment,
+                   condition_name(amount, augment))
+
+    def __getitem__(self, key):
+        if key not in _RUN_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(_RUN_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_RUN_FIELDS)
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(Run))
 
 
 def run_id(split: int, n: int, amount, seed: int, augment: str = "ldm") -> str:

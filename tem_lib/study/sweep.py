@@ -20,7 +20,7 @@ from ..layout import (
     shared_pool_folder,
 )
 from ..utils import derive_seed, provenance, read_json, stable_hash, write_json
-from .config import SweepConfig, condition_name, n_synthetic, run_id
+from .config import Run, SweepConfig, n_synthetic
 from .locks import run_lock
 from .rows import VAL_PREFIX, collect, metric_columns, size_columns
 
@@ -54,9 +54,7 @@ class Sweep:
         aug_n = set(ns if self.cfg.augment_n_train is None else self.cfg.augment_n_train)
         if missing := sorted(aug_n - set(ns)):
             raise ValueError(f"sweep augment_n_train: N {missing} not in the sweep's N {ns}")
-        self.runs = [{"id": run_id(s, n, a, seed, g), "split": s, "n_train": n, "amount": a,
-                      "n_synthetic": n_synthetic(a, n), "seed": seed, "augment": g, "condition": condition_name(a, g)}
-                     for s, n in cells for a in self.cfg.amounts
+        self.runs = [Run.make(s, n, a, seed, g) for s, n in cells for a in self.cfg.amounts
                      for g in (("none",) if n_synthetic(a, n) == 0 else augment if n in aug_n else ())
                      for seed in self.cfg.seeds]
         self._extra: dict = {}
