@@ -16,8 +16,9 @@ The 8 real FeCrAl micrographs of ``../shared/data/fecral-3class`` in the 4 folds
 
 Rows are tried levers (thresholds, calibration, test-time augmentation, second-stage class),
 kept or not. Values: mean [min, max] over folds and pooled over the 8 held-out micrographs.
-Writes ``benchmarks/results/quantify_realdata.{json,md,png}``. Finished detectors and
-quantify outputs are kept under ``--work`` and reused. One job at a time.
+Writes ``benchmarks/results/quantify_realdata.{json,md,png}``. Finished detectors, model
+folders and quantify outputs are kept under ``--work`` and reused (delete a way's folder after
+changing how it is made). One job at a time.
 
     python benchmarks/quantify_realdata.py [--folds 0 1 2 3] [--train-only]
 """
@@ -35,7 +36,7 @@ from tem_lib.detection import DetectorConfig, evaluate, train_detector
 from tem_lib.detection.experiment import write_predictions
 from tem_lib.detection.foundation import ensure_foundation
 from tem_lib.layout import VAL_PREDICTIONS
-from tem_lib.quantify import CARD, load_model, quantify_samples, read_card
+from tem_lib.quantify import CARD, RUN_RECORD, load_model, quantify_samples, read_card
 from tem_lib.quantify.export import export_for_quantify
 from tem_lib.utils import read_json, write_json
 
@@ -74,27 +75,29 @@ def train_fold(fold, crops, folds, classes, args) -> dict:
     return rec
 
 
-def export_fold(rec, crops, folds, classes, args, tta_views: int = 1) -> Path:
+def export_fold(rec, crops, folds, classes, args, tta_views: int = 1, view_score: float = 0.05) -> Path:
     """The fold's model folder as ``--data`` exports it (``Sweep.export_best``'s
     ``export_for_quantify``: thresholds and count calibration from the validation crops, on
     predictions in ``tta_views`` symmetries)."""
     out = Path(args.work) / f"fold{rec['fold']}"
-    model_dir = out / ("model" if tta_views == 1 else f"model_tta{tta_views}")
+    model_dir = out / ("model" if tta_views == 1 else f"model_tta{tta_views}"
+                       + ("" if view_score == 0.05 else f"_v{round(view_score * 100):02d}"))
     if (model_dir / CARD).is_file():
         return model_dir
     _, val, _ = fold_sets(crops, folds, rec["fold"], args.seed, args.n_val)
     return export_for_quantify(out / "detector", model_dir, classes, 256, None, val,
                                f"the {len(val)} validation crops of fold {rec['fold']}",
-                               {"fold": rec["fold"]}, tta_views=tta_views, device=args.device)
+                               {"fold": rec["fold"]}, tta_views=tta_views, device=args.device, view_score=view_score)
 
 
-WAYS = {  # name: quantify options, the model's views (TTA), and "loops": the second-stage loop classifier
-    "per-class": ({}, 1, False),  # the default: per-class thresholds, calibrated counts beside
-    "single": ({"per_class": False, "calibrate": False}, 1, False),
-    "score 0.1": ({"score": 0.1, "calibrate": False}, 1, False),
-    "per-class, TTA-4": ({}, 4, False),
-    "per-class, TTA-8": ({}, 8, False),
-    "per-class, loop classifier": ({"calibrate": False}, 1, True),
+WAYS = {  # name: quantify options, the model's views (TTA) and their score cut-off, the second-stage loop classifier
+    "per-class": ({}, 1, 0.05, False),  # per-class thresholds, calibrated counts beside
+    "single": ({"per_class": False, "calibrate": False}, 1, 0.05, False),
+    "score 0.1": ({"score": 0.1, "calibrate": False}, 1, 0.05, False),
+    "per-class, TTA-4": ({}, 4, 0.05, False),
+    "per-class, TTA-8": ({}, 8, 0.05, False),
+    "per-class, TTA-8, views >= 0.25": ({}, 8, 0.25, False),
+    "per-class, loop classifier": ({"calibrate": False}, 1, 0.05, True),
 }
 LOOPS = ("1/2<111> loop", "<100> loop")
 
@@ -171,27 +174,58 @@ def matched_sizes(truth, preds, classes) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def read_output(out: Path, held) -> tuple:
+    """A finished quantify output folder read back: comparison, confusion, the detections of
+    each held-out micrograph (from its COCO predictions, masks included) and the seconds it took."""
+    from pycocotools import mask as mask_utils
+
+    from tem_lib.data import Instance
+    from tem_lib.metrics.detection import Detections
+    from tem_lib.utils import read_json
+    coco = read_json(out / "predictions_coco.json")
+    by_image = {im["id"]: [] for im in coco["images"]}
+    for a in coco["annotations"]:
+        by_image[a["image_id"]].append(a)
+    predictions = []
+    for im, s in zip(coco["images"], held):
+        anns = by_image[im["id"]]
+        insts = []
+        for a in anns:
+            m = mask_utils.decode(a["segmentation"]).astype(bool)
+            r, c = np.nonzero(m)
+            insts.append(Instance(m[r.min():r.max() + 1, c.min():c.max() + 1], int(c.min()), int(r.min()),
+                                  a["category_id"]))
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
+        predictions.append(Detections(np.array(boxes, float).reshape(-1, 4), [a["category_id"] for a in anns],
+                                      [a["score"] for a in anns], s.shape, s.name, insts))
+    return (pd.read_csv(out / "comparison.csv"), pd.read_csv(out / "confusion.csv", index_col=0), predictions,
+            float(read_json(out / RUN_RECORD)["seconds"]))
+
+
 def evaluate_fold(rec, micrographs, crops, folds, classes, args) -> tuple[list[dict], pd.DataFrame, list]:
     """Quantify the fold's held-out whole micrographs every way; per class one row per way."""
     fold = rec["fold"]
     held = [m for m in micrographs if m.source_id in folds[fold]]
     rows, sizes, confusions = [], [], []
-    for way, (opts, views, loops) in WAYS.items():
+    for way, (opts, views, view_score, loops) in WAYS.items():
         if way not in args.ways:
             continue
-        model_dir = export_fold(rec, crops, folds, classes, args, tta_views=views)
+        model_dir = export_fold(rec, crops, folds, classes, args, tta_views=views, view_score=view_score)
         predict = None
         if loops:
             model, _ = load_model(model_dir, args.device)
             model.roi_heads.score_thresh = min(read_card(model_dir).class_thresholds.values())
             train, _, _ = fold_sets(crops, folds, fold, args.seed, args.n_val)
             predict = loops_predictor(model, *loop_classifier(train, classes), args.device)
-        out = Path(args.work) / f"fold{fold}" / "quantify" / way.replace(" ", "_").replace(",", "")
-        t0 = time.perf_counter()
-        res = quantify_samples(model_dir, held, out, classes=classes, predict=predict, overlays=False,
-                               progress=False, n_boot=500, device=args.device, **opts)
-        seconds = time.perf_counter() - t0
-        comp = res.comparison
+        out = Path(args.work) / f"fold{fold}" / "quantify" / way.replace(" ", "_").replace(",", "").replace(">=", "ge")
+        if (out / RUN_RECORD).is_file() and (out / "comparison.csv").is_file():  # finished: read back
+            comp, confusion, predictions, seconds = read_output(out, held)
+        else:
+            t0 = time.perf_counter()
+            res = quantify_samples(model_dir, held, out, classes=classes, predict=predict, overlays=False,
+                                   progress=False, n_boot=500, device=args.device, **opts)
+            seconds = time.perf_counter() - t0
+            comp, confusion, predictions = res.comparison, res.confusion, res.predictions
         for r in comp.to_dict(orient="records"):
             rows.append({"fold": fold, "way": way, "class": r["class"], "n_true": r["n_true"], "n_pred": r["n_pred"],
                          "density_err": r["density_rel_error"], "size_err": r["size_rel_error"],
@@ -201,8 +235,8 @@ def evaluate_fold(rec, micrographs, crops, folds, classes, args) -> tuple[list[d
                          "calibrated_err": r.get("density_calibrated_rel_error", np.nan),
                          "calibrated_ci": [r.get("n_pred_calibrated_ci_low", np.nan),
                                            r.get("n_pred_calibrated_ci_high", np.nan)]})
-        confusions.append((fold, way, res.confusion))
-        sizes.append(matched_sizes(held, res.predictions, classes).assign(fold=fold, way=way))
+        confusions.append((fold, way, confusion))
+        sizes.append(matched_sizes(held, predictions, classes).assign(fold=fold, way=way))
         print(f"fold {fold} {way}: headline {rows[-1]['headline']:.3f} in {seconds:.0f} s", flush=True)
     return rows, pd.concat(sizes, ignore_index=True), confusions
 
@@ -262,9 +296,9 @@ which makes precision pessimistic and density errors biased upwards.
 Ways: `per-class` (per-class thresholds keeping as many detections per class as are labelled on the validation
 crops; calibrated counts beside), `single` (the one threshold with the best validation headline), `score 0.1` (the
 paper's), `per-class, TTA-4` / `TTA-8` (each tile predicted in the 4 quarter turns / the 8 symmetries of the
-square and fused by vote, each view keeping detections down to score 0.05; thresholds and calibration chosen on
-predictions made the same way on the validation crops), `per-class, loop classifier` (every detection the
-detector calls a loop re-classified as <111> or <100> by a gradient-boosted classifier of its mask's size,
+square and fused by vote, each view keeping detections down to score 0.05, or 0.25 in `views >= 0.25`; thresholds
+and calibration chosen on predictions made the same way on the validation crops), `per-class, loop classifier`
+(every detection the detector calls a loop re-classified as <111> or <100> by a gradient-boosted classifier of its mask's size,
 elongation, 4-fold orientation, contrast and gray level, trained on the labelled loops of the training crops).
 
 Headline (harmonic mean of detection and classification F1, IoU 0.5) per way, mean [min, max] over folds:

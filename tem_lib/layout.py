@@ -25,9 +25,11 @@ PREDICTIONS = "predictions.json"
 VAL_PREDICTIONS = "val_predictions.json"
 
 
-def tta_predictions_file(views: int) -> str:
-    """A detector's validation predictions made in ``views`` symmetries (tem_lib.quantify.tta)."""
-    return f"val_predictions_tta{int(views)}.json"
+def tta_predictions_file(views: int, view_score: float = 0.05) -> str:
+    """A detector's validation predictions made in ``views`` symmetries (tem_lib.quantify.tta),
+    each view keeping detections down to ``view_score``."""
+    return f"val_predictions_tta{int(views)}.json" if view_score == 0.05 else \
+        f"val_predictions_tta{int(views)}_v{round(view_score * 100):02d}.json"
 
 
 

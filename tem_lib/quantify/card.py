@@ -38,6 +38,7 @@ class ModelCard:
     # symmetries of the square each tile is predicted in (1: none; 4 or 8: test-time augmentation,
     # tem_lib.quantify.tta); the thresholds and the calibration were chosen on predictions made so
     tta_views: int = 1
+    tta_view_score: float = 0.05  # with tta_views > 1: each view keeps its detections down to this score
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,6 +82,8 @@ class ModelCard:
         card = cls(**kw)
         if card.tta_views not in (1, 2, 4, 8):
             raise ValueError(f"{where}: tta_views must be 1, 2, 4 or 8 symmetries, got {card.tta_views!r}")
+        if not (isinstance(card.tta_view_score, (int, float)) and 0 <= card.tta_view_score < 1):
+            raise ValueError(f"{where}: tta_view_score must be in [0, 1), got {card.tta_view_score!r}")
         if not (isinstance(card.tile, int) and card.tile >= 32):
             raise ValueError(f"{where}: tile must be an integer >= 32 px, got {card.tile!r}")
         if not 0 <= float(card.score_threshold) <= 1:
@@ -93,7 +96,7 @@ class ModelCard:
 def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px: float | None,
                  score_threshold: float, threshold_source: str, source: dict | None = None,
                  class_thresholds: dict | None = None, calibration: CountCalibration | None = None,
-                 tta_views: int = 1) -> Path:
+                 tta_views: int = 1, tta_view_score: float = 0.05) -> Path:
     """A model folder (weights, ``detector.json``, card) in ``out_dir`` from a detector folder
     saved by :func:`tem_lib.detection.train_detector`; written whole or not at all."""
     from ..utils import atomic_dir
@@ -112,6 +115,7 @@ def export_model(detector_dir, out_dir, classes: ClassSet, tile: int, nm_per_px:
                      class_thresholds=None if class_thresholds is None else {int(k): float(v)
                                                                              for k, v in class_thresholds.items()},
                      source=source or {}, calibration=calibration, tta_views=int(tta_views),
+                     tta_view_score=float(tta_view_score),
                      versions={k: meta[k] for k in ("versions", "git") if k in meta} or provenance())
     with atomic_dir(out_dir) as tmp:
         try:

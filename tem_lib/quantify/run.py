@@ -218,7 +218,7 @@ def _quantify(model_dir, card, items, data_classes, out_dir, opts: QuantifyOptio
         model, _ = load_model(model_dir, opts.device)
         low = min(thresholds.values())
         if views > 1:  # each view keeps its detections down to tta.VIEW_SCORE, as when the card was made
-            predict = tta_predictor(model, classes.ids, opts.device, views=views)
+            predict = tta_predictor(model, classes.ids, opts.device, views=views, view_score=card.tta_view_score)
         else:
             if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
                 model.roi_heads.score_thresh = low

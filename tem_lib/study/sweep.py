@@ -279,14 +279,16 @@ class Sweep:
                              "validation crops in the split file): run the sweep first")
         return best
 
-    def export_best(self, calibrate: bool = True, tta_views: int = 1) -> Path:
+    def export_best(self, calibrate: bool = False, tta_views: int = 1) -> Path:
         """The best run's detector (:meth:`best_run`) as a portable model folder for
         :mod:`tem_lib.quantify`, in ``ws.path("models", None, None, "best")``, with its class
         set, crop size, pixel size and, chosen on its split's validation crops on predictions in
         ``tta_views`` symmetries (:func:`tem_lib.quantify.export.export_for_quantify`), score
         thresholds (one, the best headline; one per class, keeping as many of each class as are
-        labelled there) and, with ``calibrate``, the count calibration at the per-class ones;
-        rewritten only when another run has become the best or the settings changed."""
+        labelled there) and, with ``calibrate``, the count calibration at the per-class ones (off
+        by default: on the 4 real FeCrAl folds it did not lower the density errors,
+        ``benchmarks/results/quantify_realdata.md``); rewritten only when another run has become
+        the best or the settings changed."""
         from ..quantify import CARD
         from ..quantify.export import export_for_quantify
         run, score, _ = self.best_run()
