@@ -317,7 +317,10 @@ Sizes of matched pairs (IoU 0.5), per-class way, pooled over folds: the ratio of
 Per class (`labelled`/`detected`: pooled counts over the 8 micrographs):
 """
     write_results(args.name, {"rows": rows, "records": records, "args": {k: v for k, v in vars(args).items()},
-                                        "sizes": sizes.to_dict(orient="list"),
+                                        "matched_sizes": sizes.assign(ratio=sizes.detected_major / sizes.true_major)
+                                        .groupby(["way", "fold", "true_class"])["ratio"]
+                                        .agg(["count", "median", "mean"]).round(4).reset_index()
+                                        .to_dict(orient="records"),
                                         "confusions": [{"fold": f, "way": w, "table": c.to_dict()}
                                                        for f, w, c in confusions]}, table, notes)
 

@@ -59,6 +59,17 @@ def oracle(sample):
     return predict
 
 
+def _perfect_on(truth_by_name):
+    def perfect(tiles, offsets):  # which image a tile is from: the one whose pixels it carries
+        out = []
+        for tile, off in zip(tiles, offsets):
+            s = next(s for s in truth_by_name.values()
+                     if np.array_equal(s.image[off[1]:off[1] + tile.shape[0], off[0]:off[0] + tile.shape[1]], tile))
+            out += oracle(s)([tile], [off])
+        return out
+    return perfect
+
+
 @pytest.fixture(scope="module")
 def micrograph():
     """One simulated 1024-px micrograph with a few hundred defects of three classes."""
@@ -199,15 +210,7 @@ def test_labelled_inputs_are_compared_with_their_labels(model_dir, micrograph, t
     """A perfect stand-in on a labelled dataset: every error 0, every F1 1."""
     data = userdata.ours(tmp_path / "ours")
     ds = load_dataset(data)
-    truth = {s.name: s for s in ds}
-
-    def perfect(tiles, offsets):  # which image a tile is from: the one whose pixels it carries
-        out = []
-        for tile, off in zip(tiles, offsets):
-            s = next(s for s in truth.values()
-                     if np.array_equal(s.image[off[1]:off[1] + tile.shape[0], off[0]:off[0] + tile.shape[1]], tile))
-            out += oracle(s)([tile], [off])
-        return out
+    perfect = _perfect_on({s.name: s for s in ds})
     model_nm = json.loads((model_dir / CARD).read_text())["nm_per_px"]
     res = quantify(model_dir, [data], tmp_path / "out", nm_per_px=model_nm, score=0.5, overlays=False,
                    progress=False, predict=perfect)
@@ -264,18 +267,6 @@ def test_per_class_thresholds_are_the_default_and_can_be_overridden(model_dir, t
         kept[name] = sorted(res.defects.class_id.tolist())
         assert json.loads((tmp_path / name / "run.json").read_text())["thresholds"]
     assert kept == {"per-class": [1, 3], "single": [1], "score": [1]}
-
-
-
-def _perfect_on(truth_by_name):
-    def perfect(tiles, offsets):  # which image a tile is from: the one whose pixels it carries
-        out = []
-        for tile, off in zip(tiles, offsets):
-            s = next(s for s in truth_by_name.values()
-                     if np.array_equal(s.image[off[1]:off[1] + tile.shape[0], off[0]:off[0] + tile.shape[1]], tile))
-            out += oracle(s)([tile], [off])
-        return out
-    return perfect
 
 
 def test_the_output_folder_is_written_whole_and_never_keeps_an_earlier_runs_files(model_dir, tmp_path):
