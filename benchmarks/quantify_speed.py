@@ -34,6 +34,7 @@ from tem_lib.detection.config import to_dict
 from tem_lib.detection.foundation import ensure_foundation
 from tem_lib.detection.train import save_detector
 from tem_lib.quantify import export_model, load_model, model_predictor, quantify
+from tem_lib.quantify.tta import tta_predictor
 from tem_lib.running.profiles import load_profile, sweep_section
 from tem_lib.simulate import preset, simulate
 from tem_lib.utils import get_device, provenance
@@ -66,6 +67,9 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--detectors", nargs="+", default=["quick", "paper"], choices=["quick", "paper"])
     ap.add_argument("--sizes", nargs="+", type=int, default=[1024, 2048])
+    ap.add_argument("--tta", nargs="+", type=int, default=[1], choices=[1, 2, 4, 8],
+                    help="views per tile (tem_lib.quantify.tta; 8 with views kept down to 0.25 is --data's default)")
+    ap.add_argument("--name", default="quantify_speed", help="results file name")
     ap.add_argument("--paper-sizes", nargs="+", type=int, default=[1024],
                     help="sizes for the paper detector (R50 at 800 px per tile: minutes per 2048-px micrograph on a CPU)")
     args = ap.parse_args()
@@ -81,10 +85,11 @@ def main():
             images[size] = (path, len(m.instances))
         for kind in args.detectors:
             folder = model_folder(kind, tmp, device)
-            model, _ = load_model(folder, device)
-            base = model_predictor(model, device)
+            model, card = load_model(folder, device)
             sizes = args.sizes if kind == "quick" else args.paper_sizes
-            for size, (path, n_true) in ((k, v) for k, v in images.items() if k in sizes):
+            for views, (size, (path, n_true)) in ((v, kv) for v in args.tta for kv in images.items() if kv[0] in sizes):
+                base = (model_predictor(model, device) if views == 1
+                        else tta_predictor(model, card.classes.ids, device, views=views, view_score=0.25))
                 for overlays in (False, True):
                     for r in range(args.rounds if not overlays else 1):
                         infer = [0.0]
@@ -96,15 +101,15 @@ def main():
                             return out
                         t0 = time.perf_counter()
                         res = quantify(folder, [path], tmp / "out", device=device, overlays=overlays,
-                                       progress=False, predict=timed)
+                                       progress=False, predict=timed, tta_views=views)
                         total = time.perf_counter() - t0
-                        rows.append({"detector": kind, "size": size, "overlays": overlays, "round": r,
+                        rows.append({"detector": kind, "views": views, "size": size, "overlays": overlays, "round": r,
                                      "seconds": total, "inference_seconds": infer[0],
                                      "tiles": int(res.images.n_tiles.iloc[0]), "defects": len(res.defects),
                                      "labelled": n_true})
                         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    table = (df.groupby(["detector", "size", "overlays"])
+    table = (df.groupby(["detector", "views", "size", "overlays"])
              .agg(seconds=("seconds", "median"), inference_seconds=("inference_seconds", "median"),
                   tiles=("tiles", "first"), defects=("defects", "median"), labelled=("labelled", "first"),
                   rounds=("round", "count")).reset_index())
@@ -112,7 +117,7 @@ def main():
     table["s_per_mpx"] = table.seconds / table.megapixels
     table["tiles_per_s"] = table.tiles / table.inference_seconds
     table["other_fraction"] = 1 - table.inference_seconds / table.seconds
-    quick2k = table[(table.detector == "quick") & (table["size"] == 2048) & ~table.overlays]
+    quick2k = table[(table.detector == "quick") & (table["size"] == 2048) & ~table.overlays & (table.views == 1)]
     verdict = ""
     if len(quick2k):
         s = float(quick2k.seconds.iloc[0])
@@ -125,7 +130,7 @@ where `overlays` is True) of simulated micrographs; median of {args.rounds} roun
 untrained weights (its cost, not a trained detector's detection count). `inference_seconds`: in the detector;
 `other_fraction`: the rest (tiling, merging, measurement, writing). {verdict}
 """
-    write_results("quantify_speed", {"rows": df.to_dict(orient="records"), "table": table.to_dict(orient="records")},
+    write_results(args.name, {"rows": df.to_dict(orient="records"), "table": table.to_dict(orient="records")},
                   table.round(3), notes)
 
 
