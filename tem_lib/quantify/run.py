@@ -159,8 +159,7 @@ def check_out_dir(out_dir: Path) -> None:
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / RUN_RECORD).is_file():
         raise ValueError(f"{out_dir}: the folder holds other files and is not a quantify output (no {RUN_RECORD}); "
                          "quantify replaces its output folder whole: give a new or empty folder")
-    parent = out_dir.resolve().parent
-    probe = parent
+    probe = out_dir.resolve().parent
     while not probe.exists():
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
