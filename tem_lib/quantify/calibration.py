@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import ClassSet
-from ..metrics.detection import Detections, match_greedy
+from ..metrics.detection import Detections, per_image_counts
 
 
 @dataclass
@@ -154,21 +154,20 @@ def fit_count_calibration(truth: list, predictions: list[Detections], classes: C
     col = {c: k for k, c in enumerate(ids)}
     if len(truth) != len(predictions):
         raise ValueError(f"count calibration: {len(predictions)} prediction sets for {len(truth)} crops")
+    if thresholds is not None:
+        predictions = [p.above_class_thresholds(thresholds) for p in predictions]
     n, C = len(truth), len(ids)
-    matched, detected, labelled = np.zeros((n, C, C), np.int64), np.zeros((n, C), np.int64), np.zeros((n, C), np.int64)
+    # the paper's matching, as every metric does it: cms[i, true j, detected c] (last column: other classes)
+    _, cms = per_image_counts(truth, predictions, iou, classes)
+    matched = cms[:, :, :C].transpose(0, 2, 1)
+    detected, labelled = np.zeros((n, C), np.int64), np.zeros((n, C), np.int64)
     for i, (gt, pred) in enumerate(zip(truth, predictions)):
-        if thresholds is not None:
-            pred = pred.above_class_thresholds(thresholds)
         for lab in pred.labels:
             if int(lab) in col:
                 detected[i, col[int(lab)]] += 1
-        gl = gt.labels
-        for g in gl:
+        for g in gt.labels:
             if int(g) in col:
                 labelled[i, col[int(g)]] += 1
-        for g, p, _ in match_greedy(gt.boxes(), pred.boxes, iou, "gt", pred.scores):
-            if int(gl[g]) in col and int(pred.labels[p]) in col:
-                matched[i, col[int(pred.labels[p])], col[int(gl[g])]] += 1
     lab, found = labelled.sum(0), matched.sum((0, 1))
     for k, c in enumerate(ids):
         if lab[k] == 0:
