@@ -57,9 +57,11 @@ def main():
                        ("augment_n_train", args.augment_n_train)):
         if value:
             sweep_cfg[key] = value
-    if args.best_ldm:
-        ldm = dict(sweep_cfg.get("ldm_config", {}))
-        sweep_cfg.update(BEST_LDM, ldm_config={**ldm, "denoiser": {**ldm.get("denoiser", {}), **BEST_LDM_DENOISER}})
+    if args.best_ldm:  # the generator's settings: augment_config.ldm (inpaint shares them)
+        gen = dict((sweep_cfg.get("augment_config") or {}).get("ldm", {}))
+        ldm = dict(gen.get("ldm_config", {}))
+        gen.update(BEST_LDM, ldm_config={**ldm, "denoiser": {**ldm.get("denoiser", {}), **BEST_LDM_DENOISER}})
+        sweep_cfg["augment_config"] = {**(sweep_cfg.get("augment_config") or {}), "ldm": gen}
     if args.data == "sim":
         ws = workspace.load(args.work_dir or prof["common"]["work_dir"])
         name, what = "augment_sim", "simulated (quick-profile workspace)"
@@ -98,13 +100,14 @@ and EXP at N = {sorted(int(x) for x in more_n.n_train.unique())} over EXP at N =
 
 {markdown_table(more_n.round(3))}
 """
+    gen = sweep.strategy("ldm").config
     notes = f"""
 Data: {what}; the compare profile's sweep: splits {sorted(int(x) for x in rows.split.unique())},
 N {sorted(int(x) for x in rows.n_train.unique())}, amounts {list(sweep.cfg.amounts)}, seeds {list(sweep.cfg.seeds)},
 strategies {args.augment}; every detector: the same
 architecture, initialisation, iterations and schedule (`detector` {sweep.cfg.detector}, `training` {sweep.cfg.training}).
-Generator: guidance {sweep.cfg.guidance_scale}, quality filter {sweep.cfg.quality_filter},
-`ldm_config` {sweep.cfg.ldm_config}. Gains over EXP (same split, N, seed) in the headline
+Generator: guidance {gen.guidance_scale}, quality filter {gen.quality_filter},
+`ldm_config` {gen.ldm_config}. Gains over EXP (same split, N, seed) in the headline
 (harmonic mean of detection and classification F1, IoU 0.5), 95 % paired bootstrap over the test crops
 ({args.n_boot} replicates), pooled over splits replicate by replicate. `threshold`: `paper` = every detection with
 score >= 0.1; `val` = above the score threshold chosen per run on the split's validation crops (never test). Wall time

@@ -71,7 +71,7 @@ def main():
     n = ws.default_n(int(args.n) if args.n else None)
     train, test = ws.train(args.split, n), ws.test(args.split, args.n_images)
     sweep = Sweep(ws, sweep_section(load_profile(args.profile, ROOT)))
-    pipe = sweep.generator(args.split, n)[0]  # the sweep's generator (trained here when missing)
+    pipe = sweep.model(args.split, n, "ldm")[0]  # the sweep's generator (trained here when missing)
     t0 = time.perf_counter()
     seg = train_segmenter(train, classes.ids, steps=args.seg_steps, seed=args.seed)
     seg_seconds = time.perf_counter() - t0

@@ -7,6 +7,7 @@ from __future__ import annotations
 STAGES = {
     "priors": "mask priors fitted on the (split, N) training crops (notebook 02)",
     "ldm": "the (split, N) generator: autoencoder, denoiser, pipeline (the sweep)",
+    "strategies": "what another augmentation strategy trains per (split, N): strategies/split<s>/n<N>/<name>",
     "synthetic": "synthetic image-mask pools drawn by the (split, N) generator (the sweep)",
     "detector": "one folder per detector run: weights, history, predictions, metrics (the sweep)",
     "rows": "one JSON result row per sweep run",

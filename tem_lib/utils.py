@@ -41,21 +41,27 @@ def seed_everything(seed: int, deterministic: bool = False) -> np.random.Generat
 SEED_STRIDE = 1_000_003  # a prime: streams of neighbouring seeds never collide for < 1e6 indices
 
 
+_STREAMS: dict[int, str] = {}  # stream index -> who declared it
+
+
+def declare_stream(name: str, index: int) -> int:
+    """Declare a named random stream of :func:`derive_seed` where it is used (a strategy's
+    placements, its sampling noise): ``PLACES = declare_stream("copy_paste.places", 11)``. The
+    index is fixed forever (changing it changes every result drawn from it); two names claiming
+    one index raise at import, so two strategies never draw the same numbers."""
+    index = int(index)
+    if _STREAMS.setdefault(index, name) != name:
+        raise ValueError(f"random stream {index} declared by {_STREAMS[index]!r} and again by {name!r}")
+    return index
+
+
 class Stream:
-    """Named random streams of :func:`derive_seed` (``derive_seed(seed, Stream.COPY_PASTE)``).
-    The values are fixed: changing one changes every result drawn from it. (Simulated images,
-    annotations and splits use numpy's ``default_rng([seed, i])`` per item instead, a rule kept
-    so that datasets made before stay byte-identical.)"""
-    LDM_TRAINING = 7  # the cell's generator training
-    COPY_PASTE = 11  # copy-paste placements
-    PRIOR_MAPS = 13  # label maps drawn from the cell's prior for the LDM's pool
-    SYNTHESIS = 17  # the LDM's sampling noise
-    INPAINT_PLACES = 19  # where inpainting puts new defects
-    INPAINT_NOISE = 23  # inpainting's sampling noise (per batch: derive_seed(that, first index))
-    SD_PLACES = 29  # Stable Diffusion inpainting: places
-    SD_NOISE = 31  # Stable Diffusion inpainting: noise
-    TRAINING_NOISE_BOOTSTRAP = 101  # seeds resampled in gains pooled over training seeds
-    SIZE_BOOTSTRAP = 211  # defects resampled for the size intervals of tem_lib.quantify
+    """The library's own named streams (``derive_seed(seed, Stream.SIZE_BOOTSTRAP)``); each
+    augmentation strategy declares its own in its module (:func:`declare_stream`). (Simulated
+    images, annotations and splits use numpy's ``default_rng([seed, i])`` per item instead, a rule
+    kept so that datasets made before stay byte-identical.)"""
+    TRAINING_NOISE_BOOTSTRAP = declare_stream("analysis.training_noise_bootstrap", 101)  # seeds resampled in gains
+    SIZE_BOOTSTRAP = declare_stream("quantify.size_bootstrap", 211)  # defects resampled for quantify's size intervals
 
 
 def derive_seed(seed: int, index: int = 0) -> int:

@@ -173,3 +173,15 @@ def test_sd_inpaint_with_a_tiny_random_pipeline(cell, tmp_path):
             region |= inst.full_mask(smp.image.shape)
         region = ndimage.binary_dilation(region, iterations=2) if region.any() else region
         assert np.abs(smp.image - base.image)[~region].max(initial=0) <= 1 / 255  # the real crop outside
+
+
+def test_strategies_declare_their_own_random_streams():
+    """Each strategy's streams are declared in its module; one index claimed twice fails loudly,
+    so a new strategy can never draw the numbers another draws."""
+    from tem_lib.augment import copy_paste, ldm
+    from tem_lib.utils import _STREAMS, declare_stream
+    assert (copy_paste.COPY_PASTE, ldm.SYNTHESIS, ldm.INPAINT_NOISE) == (11, 17, 23)  # fixed forever: results depend on them
+    assert _STREAMS[11] == "copy_paste.places" and declare_stream("copy_paste.places", 11) == 11  # a re-import is fine
+    with pytest.raises(ValueError, match="random stream 17 declared by 'ldm.synthesis' and again by 'mine.noise'"):
+        declare_stream("mine.noise", 17)
+    assert "mine.noise" not in _STREAMS.values()

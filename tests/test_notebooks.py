@@ -83,7 +83,7 @@ def test_03_trained_saved_and_measured_the_ldm(smoke_run):
     from tem_lib.study import Sweep
     out, _, _ = smoke_run
     ws = workspace.load(out / "work")
-    model = Sweep(ws, smoke_sweep()).ldm_dir(0, 10)  # the sweep's own generator of the cell shown
+    model = Sweep(ws, smoke_sweep()).model_dir(0, 10, "ldm")  # the sweep's own generator of the cell shown
     assert model.parent == ws.path("ldm", 0, 10)
     pipe = load_pipeline(model / "pipeline")
     assert pipe.class_ids == (1, 2, 3) and pipe.factor == 4

@@ -13,7 +13,7 @@ def test_amounts():
     for bad in ("5", "x5", -1, "fivex"):
         with pytest.raises(ValueError, match="synthetic amount"):
             n_synthetic(bad, 10)
-    assert condition_name(0) == "EXP" and condition_name("2x") == "EXP+GEN (2x)"
+    assert condition_name(0) == "EXP" and condition_name("2x", "ldm") == "EXP+GEN (2x)"
 
 
 def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
@@ -24,7 +24,7 @@ def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
     assert runs[1] == {"id": "split0-n2-syn2x-seed0", "split": 0, "n_train": 2, "amount": "2x",
                        "n_synthetic": 4, "seed": 0, "augment": "ldm", "condition": "EXP+GEN (2x)"}
     assert runs[0]["augment"] == "none" and runs[0]["condition"] == "EXP"
-    assert sweep.baseline(runs[1]) is runs[0] and sweep.pool_size(0, 4) == 8
+    assert sweep.baseline(runs[1]) is runs[0] and sweep.pool_size(0, 4, "ldm") == 8
     with pytest.raises(ValueError, match=r"N = \[50\] not in the split file"):
         Sweep(small_ws, {"n_train": [2, 50]})
     with pytest.raises(ValueError, match="no split 7"):
@@ -33,7 +33,7 @@ def test_runs_are_listed_in_a_fixed_order_with_stable_ids(small_ws):
     some = Sweep(small_ws, {"amounts": [0, "2x"], "seeds": [0], "augment_n_train": [4]})
     assert [r["id"] for r in some.runs] == ["split0-n2-syn0-seed0", "split0-n4-syn0-seed0", "split0-n4-syn2x-seed0",
                                             "split1-n2-syn0-seed0", "split1-n4-syn0-seed0", "split1-n4-syn2x-seed0"]
-    assert some.pool_size(0, 2) == 0 and some.prepare(0, 2) is None and some.pool_size(0, 4) == 8
+    assert some.pool_size(0, 2, "ldm") == 0 and some.prepare(0, 2, "ldm") is None and some.pool_size(0, 4, "ldm") == 8
     with pytest.raises(ValueError, match=r"augment_n_train: N \[3\] not in the sweep's N \[2, 4\]"):
         Sweep(small_ws, {"augment_n_train": [3]})
 
@@ -46,9 +46,10 @@ def test_artifacts_go_where_the_workspace_says(small_ws):
     other = Sweep(small_ws, {"splits": [1], "n_train": [4], "training": {"lr": 1e-4}})
     assert other.run_dir(other.runs[1]) != sweep.run_dir(run)  # other settings: never the old checkpoint
     assert sweep.row_path(run["id"]) == small_ws.work_dir / "rows" / f"{run['id']}.json"
-    assert sweep.ldm_dir(1, 4).parent == small_ws.work_dir / "ldm" / "split1" / "n4"
-    other = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"denoiser_training": {"steps": 5}}})
-    assert other.ldm_dir(1, 4) != sweep.ldm_dir(1, 4)  # another generator config never resumes this one
+    assert sweep.model_dir(1, 4, "ldm").parent == small_ws.work_dir / "ldm" / "split1" / "n4"
+    other = Sweep(small_ws, {"splits": [1], "n_train": [4],
+                             "augment_config": {"ldm": {"ldm_config": {"denoiser_training": {"steps": 5}}}}})
+    assert other.model_dir(1, 4, "ldm") != sweep.model_dir(1, 4, "ldm")  # another generator config never resumes this one
     assert sweep.pools() == []  # nothing generated yet
 
 
@@ -56,20 +57,52 @@ def test_generators_and_pools_are_keyed_by_the_resolved_configuration(small_ws):
     """Keys hash the whole LDM configuration, library defaults included: naming a default
     explicitly is the same generator; a quality-filtered pool is another pool."""
     plain = Sweep(small_ws, {"splits": [1], "n_train": [4]})
-    explicit = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"autoencoder": {"noise_model": "fitted"}}})
-    assert explicit.ldm_dir(1, 4) == plain.ldm_dir(1, 4) and explicit.pool_dir(1, 4) == plain.pool_dir(1, 4)
-    no_noise = Sweep(small_ws, {"splits": [1], "n_train": [4], "ldm_config": {"autoencoder": {"noise_model": "none"}}})
-    assert no_noise.ldm_dir(1, 4) != plain.ldm_dir(1, 4)
-    filtered = Sweep(small_ws, {"splits": [1], "n_train": [4], "quality_filter": True, "filter_segmenter_steps": 2})
-    assert filtered.ldm_dir(1, 4) == plain.ldm_dir(1, 4) and filtered.pool_dir(1, 4) != plain.pool_dir(1, 4)
+    def ldm(**config):
+        return Sweep(small_ws, {"splits": [1], "n_train": [4], "augment_config": {"ldm": config}})
+    explicit = ldm(ldm_config={"autoencoder": {"noise_model": "fitted"}})
+    assert explicit.model_dir(1, 4, "ldm") == plain.model_dir(1, 4, "ldm")
+    assert explicit.pool_dir(1, 4, "ldm") == plain.pool_dir(1, 4, "ldm")
+    no_noise = ldm(ldm_config={"autoencoder": {"noise_model": "none"}})
+    assert no_noise.model_dir(1, 4, "ldm") != plain.model_dir(1, 4, "ldm")
+    filtered = ldm(quality_filter=True, filter_segmenter_steps=2)
+    assert filtered.model_dir(1, 4, "ldm") == plain.model_dir(1, 4, "ldm")
+    assert filtered.pool_dir(1, 4, "ldm") != plain.pool_dir(1, 4, "ldm")
     run = filtered.runs[1]
     assert filtered._settings(run)["augment_config"]["quality_filter"]
     assert not plain._settings(plain.runs[1])["augment_config"]["quality_filter"]
     assert "augment_config" not in plain._settings(plain.runs[0])  # EXP rows do not depend on the generator
-    qf = filtered.strategy("ldm").quality(filtered.cell(1, 4))
+    qf = filtered.strategy("ldm").quality(filtered.cell(1, 4, "ldm"))
     crops = small_ws.train(1, 4)
     keep, record = qf(np.stack([c.image for c in crops]), crops)
     assert keep.shape == (4,) and record["n_generated"] == 4 and "4 real crops" in record["by"]
+
+
+def test_profiles_written_before_the_generator_settings_moved_still_give_the_same_runs(small_ws):
+    """The generator's settings live in ``augment_config.ldm`` (``inpaint`` shares them); a
+    profile that sets them at the sweep's top level, as profiles did before, is read into that
+    entry with a warning and gives the same run ids, row keys, folders and pools."""
+    old = {"amounts": [0, 2], "splits": [0], "augment": ["ldm", "inpaint"], "steps": 3, "sampler": "ddim",
+           "batch_size": 4, "ldm_config": {"denoiser_training": {"steps": 5}},
+           "augment_config": {"inpaint": {"feather": 0.0}}}
+    new = {"amounts": [0, 2], "splits": [0], "augment": ["ldm", "inpaint"],
+           "augment_config": {"inpaint": {"feather": 0.0},
+                              "ldm": {"steps": 3, "sampler": "ddim", "batch_size": 4,
+                                      "ldm_config": {"denoiser_training": {"steps": 5}}}}}
+    with pytest.warns(FutureWarning, match="belong to the strategies now"):
+        before = Sweep(small_ws, SweepConfig.from_dict(old))
+    after = Sweep(small_ws, new)
+    assert [r.id for r in before.runs] == [r.id for r in after.runs]
+    for a, b in zip(before.runs, after.runs):
+        assert before._settings(a) == after._settings(b) and before.run_dir(a) == after.run_dir(b)
+        if a.n_synthetic:
+            assert before.pool_dir(0, a.n_train, a.augment) == after.pool_dir(0, b.n_train, b.augment)
+    inpaint = after.strategy("inpaint").config
+    assert (inpaint.steps, inpaint.sampler, inpaint.feather) == (3, "ddim", 0.0)  # the generator's, and its own
+    assert after.model_dir(0, 2, "inpaint") == after.model_dir(0, 2, "ldm")  # one generator per cell
+    with pytest.raises(TypeError, match="trains no model per cell"):
+        after.model_dir(0, 2, "copy_paste")
+    with pytest.raises(ValueError, match="name the strategy"):
+        condition_name("2x")
 
 
 def test_config_is_checked():
@@ -85,15 +118,16 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
 def test_every_profile_builds_its_sweep_models_and_detector(name):
     """A typo in a GPU profile must fail here, not an hour into a lent machine's run."""
+    from tem_lib.augment import get_strategy, strategies
     from tem_lib.detection.config import DetectorConfig, DetTrainConfig
-    from tem_lib.ldm import LDMConfig
     from tem_lib.running.profiles import load_profile
     from tem_lib.study import SweepConfig
     from tem_lib.unet_study import UNetStudyConfig
     profile = load_profile(name, ROOT)
     cfg = SweepConfig.from_dict(profile["common"].get("sweep"))
     UNetStudyConfig.from_dict(profile.get("08_unet_confidence", {}).get("study"))
-    LDMConfig.from_dict(cfg.ldm_config)
+    for g in {*cfg.augment, *cfg.augment_config}:  # each strategy's config, the generator's LDMConfig resolved
+        get_strategy(g, {**strategies()[g].sweep_defaults(cfg), **cfg.augment_config.get(g, {})}).describe()
     DetectorConfig(**cfg.detector)
     DetTrainConfig(**cfg.training)
 
@@ -168,11 +202,11 @@ def test_a_refitted_prior_gets_a_new_pool(small_ws):
     from tem_lib.priors.cells import cell_prior, save_cell_prior
     sweep = Sweep(small_ws, {"splits": [0], "n_train": [2], "amounts": [0, 2]})
     original = cell_prior(small_ws, 0, 2, "parametric")
-    before = sweep.pool_dir(0, 2)
+    before = sweep.pool_dir(0, 2, "ldm")
     try:
         save_cell_prior(small_ws, 0, 2, "parametric", fit_prior(small_ws.train(0, 4), "parametric",
                                                                  classes=small_ws.classes))
-        assert sweep.pool_dir(0, 2) != before and sweep.pool_dir(0, 2).parent == before.parent
+        assert sweep.pool_dir(0, 2, "ldm") != before and sweep.pool_dir(0, 2, "ldm").parent == before.parent
     finally:
         save_cell_prior(small_ws, 0, 2, "parametric", original)
-    assert sweep.pool_dir(0, 2) == before
+    assert sweep.pool_dir(0, 2, "ldm") == before

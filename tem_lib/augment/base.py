@@ -63,6 +63,13 @@ class Augmentation:
     Config: ClassVar[type] = None
     label: ClassVar[str] = ""  # in condition names and legends: EXP+<label> (amount); default: the name
     id_prefix: ClassVar[str] = ""  # in run ids: split0-n10-<id_prefix><amount>-seed0; default: the name
+    # The work-folder stage where a study keeps what the strategy trains per cell
+    # (``<work>/<cache_folder>/split*/n*``; tem_lib.layout.STAGES); default:
+    # ``strategies/split*/n*/<name>``. Strategies sharing one model per cell share it.
+    cache_folder: ClassVar[str] = ""
+    # Keys of this strategy's config that profiles once set at the sweep's top level (read from
+    # there into its augment_config entry, with a warning: old profiles keep working).
+    legacy_sweep_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def sweep_defaults(cls, sweep) -> dict:
@@ -70,6 +77,14 @@ class Augmentation:
         :class:`~tem_lib.study.SweepConfig`) before its ``augment_config`` entry: nothing,
         unless a strategy says otherwise (the generator's settings, the detector's training)."""
         return {}
+
+    def model_dir(self, cell: Cell) -> Path:
+        """The folder of the model this strategy trains for ``cell`` (strategies that train one)."""
+        raise TypeError(f"augmentation {self.name!r} trains no model per cell")
+
+    def trained(self, cell: Cell):
+        """The model this strategy trains for ``cell``: trained on first use, then loaded."""
+        raise TypeError(f"augmentation {self.name!r} trains no model per cell")
 
     def __init__(self, config=None):
         self.config = config if isinstance(config, self.Config) else from_dict(

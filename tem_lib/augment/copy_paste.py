@@ -20,8 +20,10 @@ from skimage.transform import rescale
 
 from ..data import write_dataset
 from ..data.sample import Instance, Sample
-from ..utils import Stream, derive_seed
+from ..utils import declare_stream, derive_seed
 from .base import Augmentation, Cell, register
+
+COPY_PASTE = declare_stream("copy_paste.places", 11)  # where copied defects go
 
 
 @dataclass
@@ -103,7 +105,7 @@ class CopyPaste(Augmentation):
 
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
         c = self.config
-        rng = np.random.default_rng(derive_seed(cell.seed, Stream.COPY_PASTE))
+        rng = np.random.default_rng(derive_seed(cell.seed, COPY_PASTE))
         sources = _sources(cell.train, c.margin)
         if not sources:
             raise ValueError(f"{out_dir}: copy_paste needs labelled defects in the training crops; the cell has none")

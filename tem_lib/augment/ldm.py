@@ -11,7 +11,7 @@ crop's. Labels: the crop's own plus the new ones.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,14 @@ from scipy import ndimage
 from ..data import write_dataset
 from ..data.sample import LabelMap, Sample
 from ..layout import PIPELINE, generator_folder
-from ..utils import Stream, derive_seed, stable_hash
+from ..utils import declare_stream, derive_seed, stable_hash
 from .base import Augmentation, Cell, register
+
+LDM_TRAINING = declare_stream("ldm.quality_segmenter", 7)  # the quality filter's segmenter
+PRIOR_MAPS = declare_stream("ldm.prior_maps", 13)  # label maps drawn from the cell's prior
+SYNTHESIS = declare_stream("ldm.synthesis", 17)  # the generator's sampling noise
+INPAINT_PLACES = declare_stream("inpaint.places", 19)  # where inpainting puts new defects
+INPAINT_NOISE = declare_stream("inpaint.noise", 23)  # inpainting's noise (per batch: derive_seed(that, first index))
 
 
 @dataclass
@@ -52,13 +58,14 @@ class _Generated(Augmentation):
     """Shared by the strategies that use the cell's mask-conditioned LDM."""
     Config = LDMAugmentConfig
 
+    cache_folder = "ldm"  # one generator per cell, shared by ``ldm`` and ``inpaint``
+
     @classmethod
     def sweep_defaults(cls, sweep) -> dict:
-        """The sweep's generator settings (one LDM per cell, shared by ``ldm`` and ``inpaint``)."""
-        return {"ldm_config": sweep.ldm_config, "sampler": sweep.sampler, "steps": sweep.steps,
-                "guidance_scale": sweep.guidance_scale, "eta": sweep.eta, "batch_size": sweep.batch_size,
-                "quality_filter": sweep.quality_filter, "filter_min_found": sweep.filter_min_found,
-                "filter_segmenter_steps": sweep.filter_segmenter_steps}
+        """The generator's settings of the sweep's ``augment_config.ldm`` (one LDM per cell,
+        shared by ``ldm`` and ``inpaint``; ``inpaint``'s own entry overrides them)."""
+        names = {f.name for f in fields(LDMAugmentConfig)}
+        return {k: v for k, v in (sweep.augment_config.get("ldm") or {}).items() if k in names}
 
     def model_name(self) -> str:
         """The generator's folder name: one per resolved LDM configuration."""
@@ -96,7 +103,7 @@ class _Generated(Augmentation):
         from ..segmentation import predict, train_segmenter
         c = self.config
         model = train_segmenter(cell.train, cell.classes.ids, steps=c.filter_segmenter_steps, device=cell.device,
-                                seed=derive_seed(cell.seed, Stream.LDM_TRAINING), progress=cell.progress)
+                                seed=derive_seed(cell.seed, LDM_TRAINING), progress=cell.progress)
         return QualityFilter(partial(predict, model, device=cell.device), c.filter_min_found,
                              description=f"SmallUNet segmenter, {c.filter_segmenter_steps} steps on the cell's "
                                          f"{len(cell.train)} real crops")
@@ -108,15 +115,16 @@ class LDMAugmentation(_Generated):
     name = "ldm"
     label = "GEN"  # the paper's EXP+GEN
     id_prefix = "syn"
+    legacy_sweep_keys = tuple(f.name for f in fields(LDMAugmentConfig))
 
     def _make(self, cell: Cell, n: int, out_dir: Path, meta: dict) -> None:
         from ..ldm.synthesis import synthesize
         c = self.config
         pipe = self.generator(cell)
-        maps = cell.prior.sample(n, cell.crop_size, generator=np.random.default_rng(derive_seed(cell.seed, Stream.PRIOR_MAPS)),
+        maps = cell.prior.sample(n, cell.crop_size, generator=np.random.default_rng(derive_seed(cell.seed, PRIOR_MAPS)),
                                  name="syn", nm_per_px=cell.nm_per_px)
         synthesize(pipe, maps, out_dir, cell.classes, sampler=c.sampler, steps=c.steps, guidance_scale=c.guidance_scale,
-                   eta=c.eta, seed=derive_seed(cell.seed, Stream.SYNTHESIS), batch_size=c.batch_size, overwrite=True,
+                   eta=c.eta, seed=derive_seed(cell.seed, SYNTHESIS), batch_size=c.batch_size, overwrite=True,
                    progress=cell.progress, metadata={"model": str(self.model_dir(cell) / PIPELINE)},
                    quality=self.quality(cell) if c.quality_filter else None)
 
@@ -165,7 +173,7 @@ class RegionInpaint(_Generated):
         import torch
         c = self.config
         pipe = self.generator(cell)
-        rng = np.random.default_rng(derive_seed(cell.seed, Stream.INPAINT_PLACES))
+        rng = np.random.default_rng(derive_seed(cell.seed, INPAINT_PLACES))
         proposals = cell.prior.sample(n, cell.crop_size, generator=rng, name="inp", nm_per_px=cell.nm_per_px)
         samples, added = [], 0
         for lo in range(0, n, c.batch_size):
@@ -180,7 +188,7 @@ class RegionInpaint(_Generated):
             maps = np.stack([LabelMap(b[1].image.shape, b[2]).class_map() for b in batch])
             known = np.stack([b[1].image for b in batch]).astype(np.float32)
             regions = np.stack([b[3] for b in batch])
-            gens = [torch.Generator().manual_seed(derive_seed(derive_seed(cell.seed, Stream.INPAINT_NOISE), b[0])) for b in batch]
+            gens = [torch.Generator().manual_seed(derive_seed(derive_seed(cell.seed, INPAINT_NOISE), b[0])) for b in batch]
             imgs = pipe(maps, num_inference_steps=c.steps, guidance_scale=c.guidance_scale, eta=c.eta,
                         generator=gens, known_image=known, region=regions)
             for (i, base, inst, _, k), img in zip(batch, imgs):

@@ -18,9 +18,13 @@ import numpy as np
 
 from ..data import write_dataset
 from ..data.sample import Sample
-from ..utils import Stream, derive_seed
+from ..utils import declare_stream, derive_seed
 from .base import Augmentation, Cell, register
 from .ldm import new_defect_region, place_new_defects
+
+SD_PLACES = declare_stream("sd_inpaint.places", 29)  # where new defects go
+SD_NOISE = declare_stream("sd_inpaint.noise", 31)  # Stable Diffusion's noise, per image
+
 
 EXPERT_PROMPTS = {  # written for bright-field (S)TEM of irradiated FeCrAl; override per data set
     "black_dot": "bright-field TEM micrograph of irradiated steel, small compact dark black dot defect, "
@@ -89,7 +93,7 @@ class SDInpaint(Augmentation):
         missing = [k.name for k in cell.classes if k.name not in prompts]
         if missing:
             raise ValueError(f"{out_dir}: no inpainting prompt for the classes {missing}; set prompts: {{name: text}}")
-        rng = np.random.default_rng(derive_seed(cell.seed, Stream.SD_PLACES))
+        rng = np.random.default_rng(derive_seed(cell.seed, SD_PLACES))
         proposals = cell.prior.sample(n, cell.crop_size, generator=rng, name="sd", nm_per_px=cell.nm_per_px)
         samples, added = [], 0
         for i, proposal in enumerate(proposals):
@@ -104,7 +108,7 @@ class SDInpaint(Augmentation):
                     continue
                 init = Image.fromarray((image * 255).round().astype(np.uint8)).convert("RGB").resize(size)
                 mask = Image.fromarray(region.astype(np.uint8) * 255).resize(size, Image.NEAREST)
-                g = torch.Generator().manual_seed(derive_seed(derive_seed(cell.seed, Stream.SD_NOISE), i))
+                g = torch.Generator().manual_seed(derive_seed(derive_seed(cell.seed, SD_NOISE), i))
                 out = pipe(prompt=prompts[cls.name], negative_prompt=c.negative_prompt, image=init, mask_image=mask,
                            num_inference_steps=c.steps, guidance_scale=c.guidance_scale, strength=c.strength,
                            height=size[1], width=size[0], generator=g).images[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -21,17 +22,12 @@ class SweepConfig:
     amounts: tuple = (0, "2x")  # synthetic pairs per run: 0 (EXP), "Kx" (K x N) or a count
     seeds: tuple[int, ...] = (0,)
     prior: str = "parametric"  # mask prior of notebook 02: "parametric" or "bootstrap"
-    sampler: str = "dpm++"
-    steps: int = 25
-    guidance_scale: float = 2.0
-    eta: float = 1.0
-    ldm_config: dict = field(default_factory=dict)  # tem_lib.ldm.LDMConfig overrides
     detector: dict = field(default_factory=dict)  # tem_lib.detection.DetectorConfig overrides
     training: dict = field(default_factory=dict)  # tem_lib.detection.DetTrainConfig overrides
     n_test: int | None = None  # score at most this many test crops per split (None: all)
-    batch_size: int = 8  # generation batch
     # Augmentation strategies compared at every amount > 0 (tem_lib.augment): "ldm" (the
-    # paper's), "inpaint", "copy_paste", "simulator", "sd_inpaint"; their configs by name.
+    # paper's), "inpaint", "copy_paste", "simulator", "sd_inpaint"; their configs by name (the
+    # generator's sampler, steps, ldm_config ... under augment_config.ldm; inpaint shares them).
     augment: tuple[str, ...] = ("ldm",)
     # N at which the strategies are compared (None: every N of the sweep); EXP runs at every N. A
     # profile that cannot afford a generator per N keeps the EXP curve over N and augments fewer.
@@ -39,11 +35,6 @@ class SweepConfig:
     augment_config: dict = field(default_factory=dict)
     val_threshold: bool = True  # also score at the score threshold that is best on the validation crops
     n_val: int | None = None  # choose it on at most this many validation crops per split (None: all)
-    # Quality filter (tem_lib.ldm.quality): drop generated pairs in which a segmenter trained on
-    # the cell's N real crops finds fewer than `filter_min_found` of the mask's defects.
-    quality_filter: bool = False
-    filter_min_found: float = 0.5
-    filter_segmenter_steps: int = 600
 
     def __post_init__(self):
         from ..augment import strategies
@@ -58,6 +49,24 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "SweepConfig":
+        """From a profile's ``sweep`` section. Keys a strategy used to take from the sweep's top
+        level (``Augmentation.legacy_sweep_keys``: the generator's ``steps``, ``sampler``, ...
+        in profiles written before they moved) go to its ``augment_config`` entry, with a
+        warning; the entry's own value wins."""
+        d = dict(d or {})
+        names = {f.name for f in fields(cls)}
+        moved: dict[str, dict] = {}
+        if set(d) - names:
+            from ..augment import strategies
+            for name, klass in strategies().items():
+                for k in klass.legacy_sweep_keys:
+                    if k in d and k not in names:
+                        moved.setdefault(name, {})[k] = d.pop(k)
+        if moved:
+            warnings.warn(f"sweep config: {sorted(k for m in moved.values() for k in m)} belong to the strategies now; "
+                          f"read as augment_config {moved} (write them there)", FutureWarning, stacklevel=2)
+            config = dict(d.get("augment_config") or {})
+            d["augment_config"] = {**config, **{g: {**m, **config.get(g, {})} for g, m in moved.items()}}
         return from_dict(cls, d, "sweep config")
 
 
@@ -71,7 +80,10 @@ def n_synthetic(amount, n: int) -> int:
     return int(round(float(m.group(1)) * n))
 
 
-def _strategy(augment: str):
+def _augmented(amount, augment: str):
+    """The strategy class of an augmented run (None for a name no strategy has)."""
+    if augment == "none":
+        raise ValueError(f"amount {amount!r} adds synthetic pairs: name the strategy that makes them (augment=...)")
     from ..augment import strategies
     return strategies().get(augment)
 
@@ -110,18 +122,20 @@ class Run(Mapping):
 _RUN_FIELDS = tuple(f.name for f in fields(Run))
 
 
-def run_id(split: int, n: int, amount, seed: int, augment: str = "ldm") -> str:
+def run_id(split: int, n: int, amount, seed: int, augment: str = "none") -> str:
     """``split0-n10-syn2x-seed0`` (EXP: ``syn0``; a strategy by its ``id_prefix``: the paper's
     LDM ``syn``, the others their name, e.g. ``copy_paste2x``)."""
-    s = _strategy(augment)
-    prefix = "syn" if augment == "none" or n_synthetic(amount, 10**6) == 0 else (
-        (s.id_prefix or s.name) if s is not None else augment)
+    if n_synthetic(amount, 10**6) == 0:
+        prefix = "syn"  # the paper's name for its EXP runs, kept for every strategy
+    else:
+        s = _augmented(amount, augment)
+        prefix = (s.id_prefix or s.name) if s is not None else augment
     return f"split{split}-n{n}-{prefix}{amount}-seed{seed}"
 
 
-def condition_name(amount, augment: str = "ldm") -> str:
+def condition_name(amount, augment: str = "none") -> str:
     """EXP (no added pairs), else EXP+<strategy label> (amount): EXP+GEN for the paper's LDM."""
     if n_synthetic(amount, 10**6) == 0:
         return "EXP"
-    s = _strategy(augment)
+    s = _augmented(amount, augment)
     return f"EXP+{(s.label or s.name) if s is not None else augment} ({amount})"

@@ -29,10 +29,11 @@ class Sweep:
     """The sweep over a workspace of notebook 01 (a :class:`~tem_lib.workspace.Workspace` or
     its ``work_dir``): the single source of the study's trained generators and detectors.
 
-    Notebook 03 shows the generator of one cell (:meth:`generator`), 04 its synthetic pool
+    Notebook 03 shows the generator of one cell (:meth:`model`), 04 its synthetic pool
     (:meth:`prepare`), 05 the detectors of one cell (:meth:`result`), 06 runs the rest and 07
     reads it all: nothing is trained twice. Artifacts live where the workspace says
-    (``ws.path``): ``ldm/``, ``synthetic/``, ``detector/`` and ``rows/``.
+    (``ws.path``): ``synthetic/``, ``detector/``, ``rows/`` and each strategy's own folder
+    (``ldm/`` for the paper's generators).
     """
 
     def __init__(self, workspace, config: SweepConfig | dict | None = None, device="cpu", progress: bool = True):
@@ -66,39 +67,38 @@ class Sweep:
     def cell_runs(self, split: int, n: int, seed: int | None = None) -> list[dict]:
         return [r for r in self.runs if (r["split"], r["n_train"]) == (split, n) and seed in (None, r["seed"])]
 
-    def pool_size(self, split: int, n: int, augment: str = "ldm") -> int:
+    def pool_size(self, split: int, n: int, augment: str) -> int:
         return max([r["n_synthetic"] for r in self.cell_runs(split, n) if r["augment"] == augment] + [0])
 
-    def strategy(self, name: str = "ldm"):
+    def strategy(self, name: str):
         """The augmentation strategy ``name``: what it takes from the sweep's settings
-        (``Augmentation.sweep_defaults``: the generator's for ``ldm`` and ``inpaint``, the
-        detector training for ``simulator``) under its ``augment_config[name]``."""
+        (``Augmentation.sweep_defaults``, e.g. the detector training for a strategy that
+        pretrains) under its ``augment_config[name]``."""
         from ..augment import get_strategy, strategies
         STRATEGIES = strategies()  # noqa: N806  (plugins' strategies included)
         if name not in STRATEGIES:
             return get_strategy(name)  # the error naming the known ones
         return get_strategy(name, {**STRATEGIES[name].sweep_defaults(self.cfg), **self.cfg.augment_config.get(name, {})})
 
-    def cell(self, split: int, n: int):
-        """What a strategy sees of the cell (:class:`tem_lib.augment.Cell`): its N real crops and
-        its mask prior, never test crops."""
+    def cell(self, split: int, n: int, augment: str):
+        """What strategy ``augment`` sees of the cell (:class:`tem_lib.augment.Cell`): its N real
+        crops and its mask prior, never test crops; a folder of its own for what it trains."""
         from ..augment import Cell
         return Cell(self.ws.train(split, n), self.prior(split, n), self.classes, self.ws.crop_size,
                     self.ws.nm_per_px, seed=derive_seed(split, n), device=self.device,
-                    cache_dir=self.ws.path("ldm", split, n), progress=self.progress,
+                    cache_dir=self._cache_dir(split, n, augment), progress=self.progress,
                     extra=self._extra.setdefault((split, n), {}))
 
-    def _ldm_resolved(self) -> dict:
-        """The whole LDM configuration, library defaults included: a changed default (e.g. the
-        noise model) gives new generators, pools and rows, never stale ones."""
-        from ..augment.ldm import resolved_ldm_config
-        return resolved_ldm_config(self.cfg.ldm_config)
+    def _cache_dir(self, split: int, n: int, augment: str) -> Path:
+        folder = self.strategy(augment).cache_folder
+        return self.ws.path(folder, split, n) if folder else self.ws.path("strategies", split, n, augment)
 
-    def ldm_dir(self, split: int, n: int) -> Path:
-        """The (split, N) generator's folder; another LDM configuration gets another folder."""
-        return self.ws.path("ldm", split, n) / self.strategy("ldm").model_name()
+    def model_dir(self, split: int, n: int, augment: str) -> Path:
+        """The folder of the model strategy ``augment`` trains for the cell (the paper's LDM:
+        one per resolved configuration)."""
+        return self.strategy(augment).model_dir(self.cell(split, n, augment))
 
-    def pool_dir(self, split: int, n: int, augment: str = "ldm") -> Path:
+    def pool_dir(self, split: int, n: int, augment: str) -> Path:
         s = self.strategy(augment)
         if s.shared:  # made once for the whole study (e.g. simulated micrographs to pretrain on)
             return self.ws.path("synthetic", None, None, "shared", shared_pool_folder(augment, s.key()))
@@ -106,24 +106,24 @@ class Sweep:
         return self.ws.path("synthetic", split, n, pool_folder(augment, self.cfg.prior, self.pool_size(split, n, augment),
                                                                s.key(), cell_prior_hash(self.ws, split, n, self.cfg.prior)))
 
-    def generator(self, split: int, n: int):
-        """The (split, N) LDM trained on exactly those N crops, as in the paper (trained on the
-        first call, resumed after an interruption, loaded once finished); returns
-        ``(pipeline, summary)`` with the loss histories."""
-        return self.strategy("ldm").trained(self.cell(split, n))
+    def model(self, split: int, n: int, augment: str):
+        """The model strategy ``augment`` trains on exactly the cell's N crops (trained on the
+        first call, resumed after an interruption, loaded once finished): for the paper's
+        ``ldm``, ``(pipeline, summary)`` with the loss histories."""
+        return self.strategy(augment).trained(self.cell(split, n, augment))
 
     def prior(self, split: int, n: int):
         """The cell's mask prior of notebook 02 (fitted here if notebook 02 did not run)."""
         from ..priors.cells import cell_prior
         return cell_prior(self.ws, split, n, self.cfg.prior)
 
-    def prepare(self, split: int, n: int, augment: str = "ldm") -> Path | None:
+    def prepare(self, split: int, n: int, augment: str) -> Path | None:
         """The cell's pool for ``augment`` (made by the strategy, or found finished): a dataset
         folder; None if no run of the cell needs it."""
         size = self.pool_size(split, n, augment)
         if size == 0:
             return None
-        return self.strategy(augment).make(self.cell(split, n), size, self.pool_dir(split, n, augment))
+        return self.strategy(augment).make(self.cell(split, n, augment), size, self.pool_dir(split, n, augment))
 
     def pools(self) -> list[dict]:
         """The finished pools of the strategies whose pairs are mixed into training: one record
