@@ -13,8 +13,12 @@ STAGES = {
     "rows": "one JSON result row per sweep run",
     "unet": "the U-Net confidence study (notebook 08): pretrained encoder, one folder per model, rows",
     "models": "portable detectors for tem_lib.quantify (models/best: the sweep's best by validation headline)",
+    "label": "notebook 10's demo: held-out micrographs as images, and their label_assist/ folder",
     "quantify": "the best detector applied to whole held-out micrographs (notebook 09)",
 }
+
+# the labelling tool's folder inside a user's data folder (tem_lib.label): saved labels, journals
+LABEL_ASSIST = "label_assist"
 
 # files of a trained model folder (detectors, U-Nets) and of a training in progress
 WEIGHTS = "model.safetensors"

@@ -12,7 +12,7 @@ FLOORS = [
     ("data", {"data", "stats", "viz"}),
     ("methods", {"checkpoint", "parallel", "metrics", "simulate", "priors"}),
     ("models", {"detection", "ldm", "segmentation"}),
-    ("applications", {"augment", "quantify", "workspace", "annotate", "explore"}),
+    ("applications", {"augment", "quantify", "workspace", "annotate", "explore", "label"}),
     ("orchestration", {"study", "unet_study", "running"}),
     ("reporting", {"analysis", "plots"}),
 ]

@@ -16,11 +16,10 @@ from ..layout import QUANTIFY_RECORD
 from ..metrics.detection import Detections
 from ..utils import atomic_dir, provenance, write_json, write_text
 from .calibration import add_calibrated
-from .card import ModelCard, load_model, read_card
+from .card import ModelCard, read_card
+from .detect import detect_item, make_predictor, n_tiles
 from .measure import DEFECT_COLUMNS, comparison_table, confusion_table, defect_table, summary_table
 from .outputs import coco_predictions, overlay, overlay_path
-from .tiles import model_predictor, rescale_detections, sliced_predict, tile_boxes
-from .tta import tta_predictor
 
 RUN_RECORD = QUANTIFY_RECORD  # what a quantify output folder holds: options, thresholds, the files it wrote
 
@@ -185,7 +184,6 @@ def _scales(items, card: ModelCard, opts: QuantifyOptions) -> None:
 
 
 def _quantify(model_dir, card, items, data_classes, out_dir, opts: QuantifyOptions, predict) -> QuantifyResult:
-    from skimage.transform import rescale
     from tqdm import tqdm
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -214,29 +212,18 @@ def _quantify(model_dir, card, items, data_classes, out_dir, opts: QuantifyOptio
         if calibration is not None:
             calibration = None  # its rates were measured on the other predictions
     if predict is None:
-        model, _ = load_model(model_dir, opts.device)
-        low = min(thresholds.values())
-        if views > 1:  # each view keeps its detections down to tta.VIEW_SCORE, as when the card was made
-            predict = tta_predictor(model, classes.ids, opts.device, views=views, view_score=card.tta_view_score)
-        else:
-            if low < model.roi_heads.score_thresh:  # the detector's own cut-off is above the one asked for
-                model.roi_heads.score_thresh = low
-            predict = model_predictor(model, opts.device)
+        predict = make_predictor(model_dir, card, views, min(thresholds.values()), opts.device)
     with atomic_dir(out_dir) as tmp:  # the whole output set, or nothing (an earlier run's files never stay)
         preds, defects, image_rows, truths = [], [], [], []
         for it in tqdm(items, desc="micrographs", disable=not opts.progress):
-            image, nm, scale = it["image"], it["nm_per_px"], it["scale"]
-            if scale != 1:
-                image = rescale(image, scale, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
-            det = sliced_predict(image, predict, card.tile, it["name"], opts.overlap, opts.match_threshold,
-                                 card.class_agnostic, progress=opts.progress).above_class_thresholds(thresholds)
-            if scale != 1:  # back to the micrograph's own pixels
-                det = rescale_detections(det, 1 / scale, it["image"].shape)
+            nm, scale = it["nm_per_px"], it["scale"]
+            det = detect_item(it, predict, card, opts.overlap, opts.match_threshold, opts.progress
+                              ).above_class_thresholds(thresholds)
             preds.append(det)
             defects.append(defect_table(det, classes, nm))
             image_rows.append({"image": it["name"], "file": str(it["path"]), "height_px": it["image"].shape[0],
                                "width_px": it["image"].shape[1], "nm_per_px": nm if nm else np.nan,
-                               "model_scale": scale, "n_tiles": len(tile_boxes(*image.shape, card.tile, opts.overlap))})
+                               "model_scale": scale, "n_tiles": n_tiles(it, card, opts.overlap)})
             if it["truth"] is not None:
                 truths.append((it["truth"], det))
             if opts.overlays:
