@@ -13,47 +13,16 @@ Not part of the test suite (it needs a browser); run it by hand:
     .venv/bin/python benchmarks/jupyterlab_screens.py
 """
 import argparse
-import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
+from _lab import CHROMIUM_ARGS, free_port, start_lab, stop_lab
 
 from _common import RESULTS, ROOT, markdown_table, write_results
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_lab(port: int, token: str, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers, CI
-        cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited (code {proc.returncode}); its log: {log}") from None
-            time.sleep(1)
-    proc.kill()
-    raise RuntimeError(f"JupyterLab did not answer on port {port} within 2 min; its log: {log}")
 
 
 def main():
@@ -72,7 +41,7 @@ def main():
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     port, token = free_port(), secrets.token_hex(16)
     log = Path(tempfile.mkdtemp()) / "jupyterlab.log"  # not under results: it holds the token
-    lab = start_lab(port, token, log)
+    lab = start_lab(port, token, log, ROOT)
     rows = []
     t0 = time.perf_counter()
     try:
@@ -98,11 +67,7 @@ def main():
                 page.close()
             browser.close()
     finally:
-        lab.terminate()
-        try:
-            lab.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            lab.kill()
+        stop_lab(lab)
     table = pd.DataFrame(rows)
     notes = f"""
 Each numbered notebook opened in JupyterLab ({sys.executable} -m jupyterlab, localhost) in headless Chromium

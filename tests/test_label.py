@@ -5,50 +5,20 @@ import os
 
 import numpy as np
 import pytest
+from labelkit import stand_in
 from PIL import Image
 
 from tem_lib.classes import preset, resolve_classes
-from tem_lib.data import Instance, load_dataset, write_dataset
+from tem_lib.data import load_dataset, write_dataset
 from tem_lib.data.images import to_uint8
 from tem_lib.label import LabelProject, edits_table, review, review_from_nothing, uncertainty
 from tem_lib.label.shapes import to_instance
-from tem_lib.metrics.detection import Detections
 from tem_lib.quantify import CARD, ModelCard
 from tem_lib.simulate import preset as sim_preset
 from tem_lib.simulate import simulate
 from tem_lib.utils import write_json
 
 FECRAL = preset("fecral")
-
-
-def stand_in(truth_by_name, score_of=lambda k: 0.9, wrong_class=(), missed=(), extra=True):
-    """A detector that knows the truth: defect k of a micrograph found with ``score_of(k)``, of
-    the next class when k is in ``wrong_class``, not at all when in ``missed``; plus one false
-    8-px square at (100, 100) when ``extra`` (seen by the first tile only)."""
-    def predict(tiles, offsets):
-        out = []
-        for tile, (x0, y0) in zip(tiles, offsets):
-            s = next(s for s in truth_by_name.values()
-                     if np.array_equal(s.image[y0:y0 + tile.shape[0], x0:x0 + tile.shape[1]], tile))
-            h, w = tile.shape
-            insts, scores = [], []
-            for k, inst in enumerate(s.instances):
-                if k in missed:
-                    continue
-                c = inst.crop(x0, y0, x0 + w, y0 + h)
-                if c is None:
-                    continue
-                cid = inst.category_id % 3 + 1 if k in wrong_class else inst.category_id
-                insts.append(Instance(c.mask, c.x0, c.y0, cid))
-                scores.append(score_of(k))
-            if extra and (x0, y0) == (0, 0):
-                insts.append(Instance(np.ones((8, 8), bool), 100, 100, 1))
-                scores.append(0.35)
-            out.append(Detections(np.array([i.bbox for i in insts], float).reshape(-1, 4),
-                                  np.array([i.category_id for i in insts]), np.array(scores, float), (h, w), "tile",
-                                  insts))
-        return out
-    return predict
 
 
 @pytest.fixture(scope="module")

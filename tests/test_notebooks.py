@@ -238,6 +238,21 @@ def test_09_quantified_the_held_out_micrographs_with_the_best_detector(smoke_run
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
 
 
+def test_10_made_a_labelling_project_of_held_out_micrographs(smoke_run):
+    out, _, _ = smoke_run
+    from tem_lib.data.images import list_images
+    from tem_lib.label import LabelProject
+    folder = out / "work" / "label" / "split0" / "micrographs"
+    assert len(list_images(folder)) == 1  # the profile's n_demo, as plain images: no labels
+    journals = sorted((folder / "label_assist" / "journal").glob("*.json"))
+    assert len(journals) == 1  # the widget opened the top-ranked micrograph (its journal, no edits yet)
+    project = LabelProject(folder, model=out / "work" / "models" / "best")
+    assert project.open(journals[0].stem).edits == [] and not project.is_done(journals[0].stem)
+    edits = pd.read_csv(out / "figures" / "10_edits.csv")
+    assert (edits.edits_from_nothing == edits.defects).all() and (edits.edits_assisted > 0).all()
+    assert (out / "figures" / "10_edits.png").stat().st_size > 5000
+
+
 def test_sweep_resumes_reruns_on_change_and_runs_by_id(smoke_run, monkeypatch, capsys):
     import tem_lib.detection.experiment as experiment
     from tem_lib import study

@@ -8,7 +8,7 @@ const STATUS_STYLE = {
   accepted: { dash: [], alpha: 1.0, width: 2 },
   drawn: { dash: [], alpha: 1.0, width: 2 },
   labelled: { dash: [], alpha: 0.8, width: 1.5 },
-  rejected: { dash: [2, 4], alpha: 0.35, width: 1 },
+  rejected: { dash: [2, 4], alpha: 0.6, width: 1 },
   deleted: { dash: [2, 4], alpha: 0.0, width: 1 },
 };
 
@@ -167,7 +167,7 @@ function render({ model, el: root }) {
       const b = s._bbox;
       if (b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1) continue;
       ctx.globalAlpha = st.alpha;
-      ctx.strokeStyle = s.status === "rejected" ? "#ff3030" : colour(s.class_id);
+      ctx.strokeStyle = s.status === "rejected" ? "#9a9a9a" : colour(s.class_id);
       ctx.lineWidth = st.width * lw * (s.id === selected ? 2 : 1);
       ctx.setLineDash(st.dash.map((d) => d * lw));
       path(s._poly);
