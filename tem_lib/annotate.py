@@ -31,14 +31,15 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import ndimage
 
+from .config import Config
 from .data.sample import Instance, Sample
 from .geometry import rasterize_ellipse
 from .stats import defect_contrast
-from .utils import from_dict
 
 
 @dataclass
-class AnnotationConfig:
+class AnnotationConfig(Config):
+    _where = "annotation model"
     miss_faint: float = 0.5  # probability of missing the faintest defect of an image
     miss_below: float = 0.5  # contrast quantile (per image) above which nothing is missed
     outline_bias_px: float = 1.0  # outlines drawn this much larger (negative: smaller)
@@ -60,10 +61,6 @@ class AnnotationConfig:
         if self.outline_jitter_px < 0 or self.spurious_per_image < 0 or self.spurious_strokes < 0 or self.segment_px <= 0:
             raise ValueError("annotation model: outline_jitter_px, spurious_per_image, spurious_strokes >= 0 and "
                              "segment_px > 0 needed")
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "AnnotationConfig":
-        return from_dict(cls, d, "annotation model")
 
     @classmethod
     def perfect(cls, seed: int = 0) -> "AnnotationConfig":

@@ -29,18 +29,19 @@ import numpy as np
 import pandas as pd
 
 from .annotate import AnnotationConfig, annotate
+from .config import Config
 from .layout import split_folder
 from .metrics import confidence as cm
 from .segmentation.unet import PretrainedWeightsMissing, SegConfig, imagenet_weights, predict_proba, save_encoder, train_unet
 from .simulate import preset as sim_preset
 from .simulate import simulate
-from .utils import from_dict
 
 TASKS = ("grain_boundary", "defects")
 
 
 @dataclass
-class UNetStudyConfig:
+class UNetStudyConfig(Config):
+    _where = "unet study config"
     tasks: tuple[str, ...] = TASKS
     n_train: int = 24  # simulated training crops (labelled by the annotation model)
     n_test: int = 16  # simulated test crops (labels and truth)
@@ -81,9 +82,6 @@ class UNetStudyConfig:
                 raise ValueError(f"unet study: {key} {typo} are not in the grid of inits x regularizations x freezes "
                                  f"{sorted(names)}")
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "UNetStudyConfig":
-        return from_dict(cls, d, "unet study config")
 
 
 def condition_name(init: str, reg: str, freeze: int) -> str:

@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "tem_lib"
 # lowest first; a module may import its own floor and the floors below (docs/ARCHITECTURE.md)
 FLOORS = [
-    ("foundations", {"utils", "layout", "geometry", "classes", "plugins"}),
+    ("foundations", {"utils", "config", "layout", "geometry", "classes", "plugins"}),
     ("data", {"data", "stats", "viz"}),
     ("methods", {"checkpoint", "parallel", "metrics", "simulate", "priors"}),
     ("models", {"detection", "ldm", "segmentation"}),

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import rescale
 
+from ..config import Config
 from ..data import write_dataset
 from ..data.sample import Instance, Sample
 from ..utils import declare_stream, derive_seed
@@ -27,7 +28,7 @@ COPY_PASTE = declare_stream("copy_paste.places", 11)  # where copied defects go
 
 
 @dataclass
-class CopyPasteConfig:
+class CopyPasteConfig(Config):
     scale_jitter: float = 0.2  # scale factor drawn from [1 - j, 1 + j]
     margin: int = 4  # px of surrounding pixels cut with each defect
     feather: float = 1.5  # px, Gaussian sigma of the soft paste edge

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..config import Config
 from ..data import write_dataset
 from ..data.sample import LabelMap, Sample
 from ..layout import PIPELINE, generator_folder
@@ -31,7 +32,7 @@ INPAINT_NOISE = declare_stream("inpaint.noise", 23)  # inpainting's noise (per b
 
 
 @dataclass
-class LDMAugmentConfig:
+class LDMAugmentConfig(Config):
     ldm_config: dict = field(default_factory=dict)  # tem_lib.ldm.LDMConfig overrides
     sampler: str = "dpm++"
     steps: int = 25

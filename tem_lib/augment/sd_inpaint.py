@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Config
 from ..data import write_dataset
 from ..data.sample import Sample
 from ..utils import declare_stream, derive_seed
@@ -37,7 +38,7 @@ EXPERT_PROMPTS = {  # written for bright-field (S)TEM of irradiated FeCrAl; over
 
 
 @dataclass
-class SDInpaintConfig:
+class SDInpaintConfig(Config):
     model: str = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"  # Hub id or local folder
     download: bool = False  # fetch the model when it is not in the local Hugging Face cache
     prompts: dict = field(default_factory=dict)  # class name -> prompt (default: EXPERT_PROMPTS)

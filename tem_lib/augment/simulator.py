@@ -18,13 +18,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Config
 from ..data import tile_dataset, write_dataset
 from ..simulate import preset, simulate
 from .base import Augmentation, Cell, register
 
 
 @dataclass
-class SimulatorAugmentConfig:
+class SimulatorAugmentConfig(Config):
     preset: str = "fecral"
     # tem_lib.simulate.SimulatorConfig overrides: the pretraining population
     overrides: dict = field(default_factory=lambda: {"nm_per_px": 1.4, "noise_rel_sigma": [0.035, 0.06]})

@@ -8,15 +8,18 @@ batch 2, score threshold 0.1 at test time.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from ..config import Config
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 PRETRAINED = ("auto", "none", "coco", "imagenet", "foundation")
 
 
 @dataclass
-class DetectorConfig:
+class DetectorConfig(Config):
     """torchvision ``MaskRCNN`` on a ResNet-FPN backbone, grayscale input."""
+    _where = "detector config"
     backbone: str = "resnet18"
     fpn_channels: int = 64  # torchvision / detectron2: 256 (the cost of the stride-4 level grows as its square)
     representation_size: int = 256  # box-head MLP width (torchvision: 1024)
@@ -64,9 +67,10 @@ class DetectorConfig:
 
 
 @dataclass
-class DetTrainConfig:
+class DetTrainConfig(Config):
     """One detector training run. An epoch is ``iters_per_epoch`` batches (the paper counts
     iterations); a checkpoint is written after each, so an interruption loses at most one."""
+    _where = "detector training config"
     epochs: int = 10
     iters_per_epoch: int = 100
     batch_size: int = 4
@@ -103,4 +107,5 @@ class DetTrainConfig:
 
 
 def to_dict(cfg) -> dict:
-    return asdict(cfg)
+    """``cfg.to_dict()`` (kept for the callers that name the function)."""
+    return cfg.to_dict()

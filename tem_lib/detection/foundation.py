@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from ..config import Config
 from ..layout import DETECTOR_META, WEIGHTS
 from ..utils import derive_seed, from_dict, read_json, stable_hash, write_json
 from .config import DetectorConfig, DetTrainConfig
@@ -43,13 +44,14 @@ def cache_dir() -> Path:
 
 
 @dataclass
-class FoundationConfig:
+class FoundationConfig(Config):
     """The simulated pretraining set and schedule of a foundation detector.
 
     Each of ``n_populations`` simulator configurations draws its settings from the ranges
     below (log-uniform for scales), and every population contributes an equal share of the
     ``n_crops`` crops of side ``crop_size``, tiled from micrographs of side ``image_size``.
     """
+    _where = "foundation config"
     preset: str = "fecral"
     n_crops: int = 2048
     n_populations: int = 32

@@ -7,13 +7,13 @@ another configuration is refused rather than silently loaded.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from ..utils import from_dict
+from ..config import Config
 
 
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(Config):
     """First stage: a grayscale diffusers ``AutoencoderKL`` trained from scratch.
 
     The downsampling factor is ``2 ** (len(block_out_channels) - 1)``: three widths give f=4,
@@ -52,7 +52,7 @@ class AutoencoderConfig:
 
 
 @dataclass
-class DenoiserConfig:
+class DenoiserConfig(Config):
     """Second stage: a diffusers ``UNet2DModel`` on [noisy latent, mask encoding]."""
     block_out_channels: tuple[int, ...] = (32, 64, 128)
     layers_per_block: int = 1
@@ -97,7 +97,7 @@ class DenoiserConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """One training run (either stage)."""
     steps: int = 1500
     batch_size: int = 16
@@ -112,27 +112,10 @@ class TrainConfig:
 
 
 @dataclass
-class LDMConfig:
+class LDMConfig(Config):
+    """The whole model: four sections, each read over its default (``LDMConfig.from_dict``)."""
+    _where = "LDM config"
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     autoencoder_training: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=8, lr=5e-4))
     denoiser_training: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "LDMConfig":
-        """Build from a (possibly partial) nested dict, e.g. a profile section; unknown keys
-        raise ``ValueError`` naming them."""
-        d = dict(d or {})
-        parts = {"autoencoder": AutoencoderConfig, "denoiser": DenoiserConfig,
-                 "autoencoder_training": TrainConfig, "denoiser_training": TrainConfig}
-        unknown = set(d) - set(parts)
-        if unknown:
-            raise ValueError(f"unknown LDM config sections {sorted(unknown)}; known: {sorted(parts)}")
-        out, default = {}, cls()
-        for key, klass in parts.items():
-            from_dict(klass, d.get(key), f"LDM config section {key!r}")  # names unknown keys
-            out[key] = from_dict(klass, {**asdict(getattr(default, key)), **dict(d.get(key) or {})})
-        return cls(**out)

@@ -24,7 +24,6 @@ configuration or data; the finished model is a folder with ``model.safetensors``
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import Config
 from ..data.torch_dataset import random_patches
 from ..detection.model import PretrainedWeightsMissing
 from ..layout import CHECKPOINT, HISTORY, SEG_CONFIG, WEIGHTS
@@ -55,8 +55,9 @@ def _default_training() -> TrainConfig:
 
 
 @dataclass
-class SegConfig:
+class SegConfig(Config):
     """One U-Net of the study (saved beside its weights as ``seg_config.json``)."""
+    _where = "segmentation config"
     encoder: str = "resnet18"  # an smp encoder with known stages: resnet18/34/50, efficientnet-b0..b7
     n_classes: int = 2  # output channels, background (0) included
     init: str = "scratch"  # "scratch", "imagenet" or the path of an encoder saved by save_encoder
@@ -84,12 +85,6 @@ class SegConfig:
             raise ValueError("freezing encoder stages of a scratch encoder keeps random weights; use init "
                              "'imagenet' or a saved encoder")
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "SegConfig":
-        return from_dict(cls, d or {}, "segmentation config")
 
 
 # ----------------------------------------------------------------------------- model

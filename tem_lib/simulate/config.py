@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..classes import ClassSet
 from ..classes import preset as class_preset
+from ..config import Config
 
 Range = tuple[float, float]
 
@@ -41,8 +42,9 @@ def _default_classes() -> dict[str, DefectSpec]:
 
 
 @dataclass
-class SimulatorConfig:
+class SimulatorConfig(Config):
     """Everything that defines a simulated micrograph population (saved with each dataset)."""
+    _where = "simulator config"
     height: int = 1024
     width: int = 1024
     nm_per_px: float = 1.0
@@ -103,9 +105,6 @@ class SimulatorConfig:
     @property
     def area_um2(self) -> float:
         return self.height * self.width * (self.nm_per_px / 1000.0) ** 2
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulatorConfig":

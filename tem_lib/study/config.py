@@ -8,15 +8,16 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..utils import from_dict
+from ..config import Config
 
 _AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)x$")
 
 
 @dataclass
-class SweepConfig:
+class SweepConfig(Config):
     """What the study covers and how each run is made (profiles set it in ``common.sweep``:
     the ``sweep`` parameter of notebooks 03-06)."""
+    _where = "sweep config"
     splits: tuple[int, ...] | None = None  # None: every split of the split file
     n_train: tuple[int, ...] | None = None  # None: every N of the split file
     amounts: tuple = (0, "2x")  # synthetic pairs per run: 0 (EXP), "Kx" (K x N) or a count
@@ -67,7 +68,7 @@ class SweepConfig:
                           f"read as augment_config {moved} (write them there)", FutureWarning, stacklevel=2)
             config = dict(d.get("augment_config") or {})
             d["augment_config"] = {**config, **{g: {**m, **config.get(g, {})} for g, m in moved.items()}}
-        return from_dict(cls, d, "sweep config")
+        return super().from_dict(d)
 
 
 def n_synthetic(amount, n: int) -> int:
