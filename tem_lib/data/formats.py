@@ -11,7 +11,8 @@ A format is two functions:
   that asks for one; nothing falls back to a preset.
 
 :func:`detect_format` asks the registered formats in registration order; the built-in ones
-(``coco``, ``imagej``, ``yolo``, ``graymask``) are registered by :mod:`tem_lib.data.io`.
+(``coco``, ``imagej``, ``yolo``, ``graymask``), one module each under
+:mod:`tem_lib.data.readers`, are registered first.
 Adding a format is one new module with its two functions plus::
 
     from tem_lib.data import register_format

@@ -22,25 +22,10 @@ from ..classes import ClassSet, resolve_classes
 from ..layout import DATASET_META
 from ..utils import read_json, write_json
 from . import readers
-from .formats import detect_format, formats, get_format, register_format
+from .dataset import Dataset
+from .formats import detect_format, formats, get_format
 from .images import to_uint8
 from .sample import LabelMap, Sample
-
-
-class Dataset(list):
-    """A list of :class:`Sample` that knows its class set (``classes``), where it was read
-    from (``root``) and in which format (``format``). Slicing gives a plain list."""
-
-    def __init__(self, samples=(), classes: ClassSet | None = None, root=None, format: str | None = None):
-        super().__init__(samples)
-        if classes is None:
-            raise ValueError("a Dataset needs its class set")
-        self.classes = classes
-        self.root = Path(root) if root is not None else None
-        self.format = format
-        self.metadata: dict = {}  # the folder's metadata.json (e.g. how a synthetic pool was made)
-        for s in self:
-            classes.check_ids({i.category_id for i in s.instances}, f"{self.root or 'dataset'}: {s.name}")
 
 
 def _metadata_classes(folder: Path) -> ClassSet | None:
@@ -53,91 +38,7 @@ def _metadata_classes(folder: Path) -> ClassSet | None:
     return ClassSet.from_dict(d["classes"], f"{meta} 'classes'") if d.get("classes") else None
 
 
-def _coco_files(root: Path) -> list[Path]:
-    cands = [root / "annotations.json"] if (root / "annotations.json").is_file() else []
-    if not cands:
-        cands = [p for d in (root, root / "annotations") if d.is_dir() for p in sorted(d.glob("*.json"))
-                 if p.name != DATASET_META and readers.looks_like_coco(p)]
-    return cands
-
-
-def _is_coco(root: Path) -> bool:
-    if root.is_file():
-        return root.suffix.lower() == ".json"
-    if (root / "annotations.json").is_file():  # what write_dataset writes (masks/ beside it)
-        return True
-    if (root / "labels").is_dir() or (root / "masks").is_dir():
-        return False
-    coco = _coco_files(root)
-    if len(coco) > 1:
-        raise ValueError(f"{root}: several COCO files ({', '.join(p.name for p in coco)}); pass the one to "
-                         "read as the dataset path")
-    return len(coco) == 1
-
-
-def _is_imagej(root: Path) -> bool:
-    return root.is_dir() and (root / "labels").is_dir() and any((root / "labels").glob("*_results.csv"))
-
-
-def _is_yolo(root: Path) -> bool:
-    if root.is_file():
-        return root.suffix.lower() in (".yaml", ".yml")
-    return (root / "labels").is_dir() and any((root / "labels").rglob("*.txt"))
-
-
-def _is_graymask(root: Path) -> bool:
-    return root.is_dir() and (root / "masks").is_dir()
-
-
-def _needs_classes(root: Path, what: str, how: str) -> ValueError:
-    return ValueError(
-        f"{root}: {what} carry no class names, so the class set must be declared: classes='fecral' for the "
-        f"paper's FeCrAl {how} (./run_all.sh --data DIR -p classes fecral), a list of names, or a "
-        f"'classes' entry in {root / 'metadata.json'}")
-
-
-def _read_coco(root: Path, classes=None, images_dir=None) -> Dataset:
-    if root.is_file():
-        ann = root
-    else:
-        files = [root / "annotations.json"] if (root / "annotations.json").is_file() else _coco_files(root)
-        if len(files) != 1:
-            raise ValueError(f"{root}: expected one COCO json, found {[p.name for p in files] or 'none'}")
-        ann = files[0]
-    samples, classes = readers.read_coco(ann, images_dir, classes)
-    return Dataset(samples, classes, root, "coco")
-
-
-def _read_yolo(root: Path, classes=None, images_dir=None) -> Dataset:
-    folder = root.parent if root.is_file() else root
-    samples, declared = readers.read_yolo(folder, images_dir)
-    if classes is not None and not classes.matches(declared):
-        raise ValueError(f"{folder}: YOLO names {list(declared.names)} (ids 1..) differ from the class set "
-                         f"{classes.name!r} {[(c.id, c.name) for c in classes]}")
-    return Dataset(samples, classes or declared, root, "yolo")
-
-
-def _read_imagej(root: Path, classes=None, images_dir=None) -> Dataset:
-    if classes is None:
-        raise _needs_classes(root, "ImageJ tables (labels/*_results.csv) give class codes that",
-                             "codes (0 = 1/2<111> loop, 1 = black dot, 2 = <100> loop)")
-    return Dataset(readers.read_imagej(root, classes, images_dir), classes, root, "imagej")
-
-
-def _read_graymask(root: Path, classes=None, images_dir=None) -> Dataset:
-    if classes is None:
-        raise _needs_classes(root, "gray-level masks (masks/*.png) give gray levels that",
-                             "gray levels (85 <100> loop, 170 1/2<111> loop, 255 black dot)")
-    return Dataset(readers.read_graymask(root, classes, images_dir), classes, root, "graymask")
-
-
-register_format("coco", _is_coco, _read_coco, "a COCO .json, annotations.json or one COCO json in the folder "
-                "or annotations/")
-register_format("imagej", _is_imagej, _read_imagej, "labels/NAME_results.csv (ImageJ ellipses) + images/",
-                needs_classes=True)
-register_format("yolo", _is_yolo, _read_yolo, "a data.yaml, or labels/**/*.txt (YOLO segmentation) + images/")
-register_format("graymask", _is_graymask, _read_graymask, "masks/NAME.png (gray-level class masks) + images/",
-                needs_classes=True)
+readers.register_builtin()  # coco, imagej, yolo, graymask: each in its module of tem_lib.data.readers
 FORMATS = formats()  # the built-in formats (more may be registered: tem_lib.data.register_format)
 
 

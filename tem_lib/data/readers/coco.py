@@ -7,7 +7,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ...classes import ClassSet
+from ...layout import DATASET_META
 from ...utils import read_json
+from ..dataset import Dataset
 from ..images import read_image_with_scale
 from ..sample import Sample
 from .common import _FAR_OUTSIDE, COCO_IMAGE_DIRS, _number, _show, instance_from_full
@@ -256,3 +258,40 @@ def looks_like_coco(path: Path) -> bool:
     return isinstance(d, dict) and all(k in d for k in ("images", "annotations", "categories"))
 
 
+# ----------------------------------------------------------------------------- the format
+NAME, NEEDS_CLASSES = "coco", False
+DESCRIPTION = "a COCO .json, annotations.json or one COCO json in the folder or annotations/"
+
+
+def coco_files(root: Path) -> list[Path]:
+    cands = [root / "annotations.json"] if (root / "annotations.json").is_file() else []
+    if not cands:
+        cands = [p for d in (root, root / "annotations") if d.is_dir() for p in sorted(d.glob("*.json"))
+                 if p.name != DATASET_META and looks_like_coco(p)]
+    return cands
+
+
+def detect(root: Path) -> bool:
+    if root.is_file():
+        return root.suffix.lower() == ".json"
+    if (root / "annotations.json").is_file():  # what write_dataset writes (masks/ beside it)
+        return True
+    if (root / "labels").is_dir() or (root / "masks").is_dir():
+        return False
+    coco = coco_files(root)
+    if len(coco) > 1:
+        raise ValueError(f"{root}: several COCO files ({', '.join(p.name for p in coco)}); pass the one to "
+                         "read as the dataset path")
+    return len(coco) == 1
+
+
+def read(root: Path, classes=None, images_dir=None) -> Dataset:
+    if root.is_file():
+        ann = root
+    else:
+        files = [root / "annotations.json"] if (root / "annotations.json").is_file() else coco_files(root)
+        if len(files) != 1:
+            raise ValueError(f"{root}: expected one COCO json, found {[p.name for p in files] or 'none'}")
+        ann = files[0]
+    samples, classes = read_coco(ann, images_dir, classes)
+    return Dataset(samples, classes, root, NAME)

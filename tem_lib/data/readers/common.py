@@ -47,3 +47,11 @@ def instance_from_full(mask: np.ndarray, category_id: int, ellipse=None) -> Inst
     return Instance(mask[r0:r1, c0:c1].copy(), int(c0), int(r0), int(category_id), ellipse)
 
 
+
+
+def needs_classes(root: Path, what: str, how: str) -> ValueError:
+    """The error of a format whose files name no classes, read without a class set."""
+    return ValueError(
+        f"{root}: {what} carry no class names, so the class set must be declared: classes='fecral' for the "
+        f"paper's FeCrAl {how} (./run_all.sh --data DIR -p classes fecral), a list of names, or a "
+        f"'classes' entry in {root / 'metadata.json'}")

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ...classes import ClassSet
+from ..dataset import Dataset
 from ..images import find_image, list_images, read_image_with_scale
 from ..sample import Instance, Sample
+from .common import needs_classes
 
 
 def instances_from_gray(gray: np.ndarray, classes: ClassSet, where: str = "mask",
@@ -81,3 +83,17 @@ def read_graymask(root, classes: ClassSet, images_dir=None, masks_dir=None, conn
     return samples
 
 
+# ----------------------------------------------------------------------------- the format
+NAME, NEEDS_CLASSES = "graymask", True
+DESCRIPTION = "masks/NAME.png (gray-level class masks) + images/"
+
+
+def detect(root: Path) -> bool:
+    return root.is_dir() and (root / "masks").is_dir()
+
+
+def read(root: Path, classes=None, images_dir=None) -> Dataset:
+    if classes is None:
+        raise needs_classes(root, "gray-level masks (masks/*.png) give gray levels that",
+                            "gray levels (85 <100> loop, 170 1/2<111> loop, 255 black dot)")
+    return Dataset(read_graymask(root, classes, images_dir), classes, root, NAME)

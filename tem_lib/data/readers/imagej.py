@@ -7,9 +7,10 @@ import numpy as np
 
 from ...classes import ClassSet
 from ...geometry import rasterize_ellipse
+from ..dataset import Dataset
 from ..images import find_image, read_image_with_scale
 from ..sample import Instance, Sample
-from .common import IMAGEJ_COLUMNS
+from .common import IMAGEJ_COLUMNS, needs_classes
 
 
 def read_imagej_csv(csv_path, shape, classes: ClassSet) -> list[Instance]:
@@ -82,3 +83,17 @@ def read_imagej(root, classes: ClassSet, images_dir=None, labels_dir=None) -> li
     return samples
 
 
+# ----------------------------------------------------------------------------- the format
+NAME, NEEDS_CLASSES = "imagej", True
+DESCRIPTION = "labels/NAME_results.csv (ImageJ ellipses) + images/"
+
+
+def detect(root: Path) -> bool:
+    return root.is_dir() and (root / "labels").is_dir() and any((root / "labels").glob("*_results.csv"))
+
+
+def read(root: Path, classes=None, images_dir=None) -> Dataset:
+    if classes is None:
+        raise needs_classes(root, "ImageJ tables (labels/*_results.csv) give class codes that",
+                            "codes (0 = 1/2<111> loop, 1 = black dot, 2 = <100> loop)")
+    return Dataset(read_imagej(root, classes, images_dir), classes, root, NAME)

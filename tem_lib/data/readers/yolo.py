@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ...classes import ClassSet
+from ..dataset import Dataset
 from ..images import list_images, read_image_with_scale
 from ..sample import Instance, Sample
 from .common import _read_text, instance_from_full
@@ -131,3 +132,23 @@ def read_yolo(root, images_dir=None, labels_dir=None) -> tuple[list[Sample], Cla
         raise ValueError(f"{labels_dir}: no label file matches an image under {images_dir} "
                          "(labels/<same relative path>.txt expected)")
     return samples, classes
+
+
+# ----------------------------------------------------------------------------- the format
+NAME, NEEDS_CLASSES = "yolo", False
+DESCRIPTION = "a data.yaml, or labels/**/*.txt (YOLO segmentation) + images/"
+
+
+def detect(root: Path) -> bool:
+    if root.is_file():
+        return root.suffix.lower() in (".yaml", ".yml")
+    return (root / "labels").is_dir() and any((root / "labels").rglob("*.txt"))
+
+
+def read(root: Path, classes=None, images_dir=None) -> Dataset:
+    folder = root.parent if root.is_file() else root
+    samples, declared = read_yolo(folder, images_dir)
+    if classes is not None and not classes.matches(declared):
+        raise ValueError(f"{folder}: YOLO names {list(declared.names)} (ids 1..) differ from the class set "
+                         f"{classes.name!r} {[(c.id, c.name) for c in classes]}")
+    return Dataset(samples, classes or declared, root, NAME)
