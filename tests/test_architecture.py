@@ -12,7 +12,7 @@ FLOORS = [
     ("data", {"data", "stats", "viz"}),
     ("methods", {"checkpoint", "parallel", "metrics", "simulate", "priors"}),
     ("models", {"detection", "ldm", "segmentation"}),
-    ("applications", {"augment", "quantify", "workspace", "annotate", "explore", "label"}),
+    ("applications", {"augment", "quantify", "workspace", "annotate", "explore", "label", "pretrained"}),
     ("orchestration", {"study", "unet_study", "running"}),
     ("reporting", {"analysis", "plots"}),
 ]

@@ -54,7 +54,8 @@ class LabelProject:
         data_classes = self._read_folder(resolve_classes(classes) if classes is not None else None)
         self.source = ProposalSource.make(model, proposals, device, predict) if (model or proposals) else None
         self.classes = self._classes(data_classes, resolve_classes(classes) if classes is not None else None)
-        self.nm_per_px = nm_per_px
+        self.nm_per_px = nm_per_px  # given: every micrograph's pixel size
+        self.default_nm_per_px = self._labelled_pixel_size()
         self.out = Path(out_dir) if out_dir is not None else self.folder / LABEL_ASSIST
         self._check_out()
         self.sessions: dict[str, ImageSession] = {}
@@ -160,13 +161,33 @@ class LabelProject:
             self._cache = {name: img}  # one micrograph held at a time
         return self._cache[name]
 
+    def _labelled_pixel_size(self) -> float | None:
+        """The labelled micrographs' pixel size when they all record the same one: what an
+        unlabelled image of the folder that records none is taken to have (said once), so that
+        the saved set does not mix micrographs with and without a pixel size."""
+        sizes = {s.nm_per_px for s in self.labels.values()}
+        if len(sizes) == 1 and None not in sizes and not self.nm_per_px:
+            return sizes.pop()
+        return None
+
     def pixel_size(self, name: str) -> float | None:
+        """``nm_per_px`` if given; else a labelled micrograph's own, an image file's own
+        (microscope files, calibrated TIFFs), or the labelled micrographs' common one."""
         if self.nm_per_px:
             return self.nm_per_px
         if name in self.labels:
             return self.labels[name].nm_per_px
-        self.image(name)
-        return self.images[name].get("nm_per_px")
+        if "nm_per_px" not in self.images[name]:
+            self.image(name)
+        own = self.images[name].get("nm_per_px")
+        if own is None and self.default_nm_per_px is not None:
+            if not getattr(self, "_said_pixel", False):
+                warnings.warn(f"{self.folder}: images without a pixel size are taken to have the labelled "
+                              f"micrographs' {self.default_nm_per_px:g} nm/px (pass nm_per_px= to say otherwise)",
+                              stacklevel=3)
+                self._said_pixel = True
+            return self.default_nm_per_px
+        return own
 
     def _journal(self, name: str) -> Path:
         return self.out / "journal" / f"{name}.json"
@@ -267,7 +288,7 @@ class LabelProject:
                 instances, hw = self.labels[name].instances, self.labels[name].shape
             else:
                 continue
-            nm = self.labels[name].nm_per_px if name in self.labels else (self.nm_per_px or v.get("nm_per_px"))
+            nm = self.pixel_size(name)
             blank = np.broadcast_to(np.float32(0), tuple(hw))
             out.append(Sample(blank, list(instances), source_id=name, nm_per_px=nm, name=name, meta={"file": v["file"]}))
         return out
