@@ -21,6 +21,7 @@ Writes ``benchmarks/results/label_assist.{json,md,png}``; finished detectors are
 ``--work``. Every training uses the CPU fully: run it alone.
 
     python benchmarks/label_assist.py [--skip-curve] [--skip-sim]
+    python benchmarks/label_assist.py --from-results   # tables and figure again from the JSON
 """
 from __future__ import annotations
 
@@ -209,26 +210,27 @@ def figure(edits: pd.DataFrame, curve_table: pd.DataFrame | None, path: Path) ->
     fig.savefig(path, dpi=130)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--skip-curve", action="store_true")
-    ap.add_argument("--skip-sim", action="store_true")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    micrographs, crops, folds = real_crops_and_folds(0)
-    edits = edits_real(micrographs, folds)
-    if not args.skip_sim:
-        edits = pd.concat([edits, edits_sim(args.device)], ignore_index=True)
-    curve_table = None if args.skip_curve else curve(micrographs, crops, folds, args.device)
+def summarise(edits: pd.DataFrame) -> pd.DataFrame:
+    """Edits per data source, and what they cost at the keyboard and mouse in the widget."""
     summary = (edits.assign(data=np.where(edits.fold.astype(str) == "sim", "simulated", "real FeCrAl"))
                .groupby("data")[["defects", "proposals", "accept", "relabel", "reject", "draw", "edits_assisted",
                                  "edits_from_nothing"]].sum())
     summary["edits_saved"] = 1 - summary.edits_assisted / summary.edits_from_nothing
     summary["drawings_saved"] = 1 - summary.draw / summary.defects
+    # accept / reject: one key (the selection moves on); relabel: a selection and a key; an ellipse:
+    # three mouse actions (press, release, click). From nothing: one ellipse per defect
+    summary["inputs_assisted"] = summary.accept + summary.reject + 2 * summary.relabel + 3 * summary.draw
+    summary["inputs_from_nothing"] = 3 * summary.defects
+    summary["inputs_saved"] = 1 - summary.inputs_assisted / summary.inputs_from_nothing
+    return summary
+
+
+def report(edits: pd.DataFrame, curve_table: pd.DataFrame | None, seconds: float, device: str,
+           extra: dict | None = None) -> None:
+    summary = summarise(edits)
     figure(edits, curve_table, RESULTS / "label_assist.png")
     payload = {"edits": edits.to_dict(orient="records"), "summary": summary.reset_index().to_dict(orient="records"),
-               "seconds": round(time.perf_counter() - t0, 1)}
+               "seconds": seconds, **(extra or {})}
     notes = f"""
 ## Edits to reach the labels, per micrograph
 
@@ -247,9 +249,37 @@ Ranking of the 5 unlabelled micrographs by the start detector (uncertainty in bi
 
 {markdown_table(pd.DataFrame(curve_table.attrs['ranking'])[['source', 'uncertainty', 'n_proposals']])}
 """
-    notes += f"\nWall time {time.perf_counter() - t0:.0f} s on {args.device}; figure `label_assist.png`.\n"
+    notes += f"\nWall time {seconds:.0f} s on {device}; figure `label_assist.png`.\n"
+    if extra and "measured_at" in extra:
+        notes += (f"\nTables rebuilt with `--from-results` from the measurements taken at commit "
+                  f"{extra['measured_at']['git_revision']}.\n")
     write_results("label_assist", payload, summary.reset_index(), notes)
-    print(markdown_table(summary.reset_index()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-curve", action="store_true")
+    ap.add_argument("--skip-sim", action="store_true")
+    ap.add_argument("--from-results", action="store_true",
+                    help="rebuild the summary, tables and figure from results/label_assist.json (no training)")
+    args = ap.parse_args()
+    if args.from_results:
+        old = read_json(RESULTS / "label_assist.json")
+        curve_table = None
+        if "curve" in old:
+            curve_table = pd.DataFrame(old["curve"]).fillna({"added": ""})
+            curve_table.attrs.update(ranking=old["ranking"], start=old["start"], held_out=old["held_out"])
+        measured = old.get("measured_at") or {k: old[k] for k in ("git_revision", "machine", "versions") if k in old}
+        report(pd.DataFrame(old["edits"]), curve_table, old["seconds"], args.device, {"measured_at": measured})
+        return
+    t0 = time.perf_counter()
+    micrographs, crops, folds = real_crops_and_folds(0)
+    edits = edits_real(micrographs, folds)
+    if not args.skip_sim:
+        edits = pd.concat([edits, edits_sim(args.device)], ignore_index=True)
+    curve_table = None if args.skip_curve else curve(micrographs, crops, folds, args.device)
+    report(edits, curve_table, round(time.perf_counter() - t0, 1), args.device)
 
 
 if __name__ == "__main__":

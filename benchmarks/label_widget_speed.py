@@ -83,7 +83,7 @@ def browser_side(tmp: Path, folder: Path, proposals: Path, n_actions: int) -> tu
     root = tmp / "lab"
     root.mkdir()
     _lab.write_notebook(ROOT / "notebooks" / "10_label_assist.ipynb", root / "10_label_assist.ipynb",
-                        {"data_dir": str(folder), "proposals_dir": str(proposals), "height": 700, "device": "cpu"})
+                        {"label_dir": str(folder), "proposals_dir": str(proposals), "height": 700, "device": "cpu"})
     t, actions = {}, []
     with _lab.lab_page(root, "10_label_assist.ipynb", tmp, timeout_s=300) as page:
         t0 = time.perf_counter()

@@ -62,7 +62,7 @@ def test_accept_reject_draw_and_save_in_jupyterlab(tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     _lab.write_notebook(ROOT / "notebooks" / "10_label_assist.ipynb", root / "10_label_assist.ipynb",
-                        {"data_dir": str(data), "proposals_dir": str(tmp_path / "proposals"), "height": 500,
+                        {"label_dir": str(data), "proposals_dir": str(tmp_path / "proposals"), "height": 500,
                          "device": "cpu"})
     with _lab.lab_page(root, "10_label_assist.ipynb", tmp_path) as page:
         _lab.run_all_cells(page)
