@@ -36,6 +36,7 @@ from labelkit import stand_in  # noqa: E402
 
 FECRAL = preset("fecral")
 STATUS = "document.querySelector('.tem-label-status').textContent"
+PAINTED = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
 def setup(tmp: Path, size: int):
@@ -98,7 +99,11 @@ def browser_side(tmp: Path, folder: Path, proposals: Path, n_actions: int) -> tu
         def timed(kind: str, do, done: str):
             a = time.perf_counter()
             do()
-            page.wait_for_function(done)
+            try:
+                page.wait_for_function(done, timeout=60_000)
+            except Exception:
+                raise RuntimeError(f"{kind}: the widget did not answer in 60 s; its status: "
+                                   f"{page.evaluate(STATUS)!r}") from None
             actions.append({"action": kind, "ms": (time.perf_counter() - a) * 1000})
 
         page.click("button[data-action=next]")
@@ -122,6 +127,7 @@ def browser_side(tmp: Path, folder: Path, proposals: Path, n_actions: int) -> tu
                                            page.mouse.wheel(0, -120)),
                   f"document.querySelector('.tem-label-canvas').dataset.view !== '{view}'")
         page.keyboard.press("f")
+        page.evaluate(PAINTED)  # the view attribute is written when the frame is painted
         scale, tx, ty = (float(v) for v in canvas.get_attribute("data-view").split(","))
         page.keyboard.press("p")  # polygon mode stays on between drawings
         for k in range(5):

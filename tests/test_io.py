@@ -2,6 +2,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import tifffile
 from PIL import Image
 
@@ -146,3 +148,25 @@ def test_graymask_errors(tmp_path):
         read_graymask(out, FECRAL)
     with pytest.raises(ValueError, match="not a dataset in a format"):
         load_dataset(tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 12), w=st.integers(1, 12), dh=st.integers(0, 6), dw=st.integers(0, 6),
+       at_x=st.floats(0, 1), at_y=st.floats(0, 1), seed=st.integers(0, 2**16), fill=st.floats(0, 1))
+def test_instance_rle_is_the_full_masks_rle(h, w, dh, dw, at_x, at_y, seed, fill):
+    """The RLE made from an instance's box alone is pycocotools' RLE of its full-image mask, for
+    any box in the image: touching its bottom (runs going on in the next column), its corners,
+    filling it; a box past the image's edge is an error naming it."""
+    from pycocotools import mask as mask_utils
+
+    from tem_lib.data.io import encode_rle, instance_rle
+    H, W = h + dh, w + dw
+    x0, y0 = round(at_x * dw), round(at_y * dh)
+    mask = np.random.default_rng(seed).random((h, w)) < fill
+    inst = Instance(mask=mask, category_id=1, x0=x0, y0=y0)
+    full = inst.full_mask((H, W))
+    got = instance_rle(inst, (H, W))
+    assert got == encode_rle(full)
+    assert np.array_equal(mask_utils.decode({"size": got["size"], "counts": got["counts"].encode()}), full)
+    with pytest.raises(ValueError, match="runs past"):
+        instance_rle(Instance(mask=mask, category_id=1, x0=dw + 1, y0=y0), (H, W))

@@ -20,10 +20,10 @@ def uncertainty(scores) -> float:
 
 
 def _to_json(det: Detections) -> dict:
-    from ..data.io import encode_rle
+    from ..data.io import instance_rle
     return {"shape": list(det.shape), "scores": [round(float(s), 5) for s in det.scores],
             "labels": [int(v) for v in det.labels],
-            "masks": [encode_rle(i.full_mask(det.shape)) for i in det.instances]}
+            "masks": [instance_rle(i, det.shape) for i in det.instances]}
 
 
 def _from_json(d: dict, name: str) -> Detections:

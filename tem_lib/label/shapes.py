@@ -41,9 +41,9 @@ def outline(mask: np.ndarray, x0: int = 0, y0: int = 0, tolerance: float = 0.6) 
 
 def mask_shape(instance: Instance, shape_hw, sid: int, status: str, score: float | None = None) -> dict:
     """A shape holding ``instance``'s exact mask (a proposal or an existing label)."""
-    from ..data.io import encode_rle
+    from ..data.io import instance_rle
     out = {"id": int(sid), "class_id": int(instance.category_id), "status": status, "kind": "mask",
-           "rle": encode_rle(instance.full_mask(tuple(shape_hw))),
+           "rle": instance_rle(instance, shape_hw),
            "outline": outline(instance.mask, instance.x0, instance.y0)}
     if score is not None:
         out["score"] = round(float(score), 5)

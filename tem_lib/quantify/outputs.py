@@ -40,7 +40,7 @@ def overlay(image: np.ndarray, det: Detections, classes: ClassSet, path, title: 
 
 def coco_predictions(predictions: list[Detections], classes: ClassSet, images: pd.DataFrame) -> dict:
     """A COCO file (images, categories, annotations with RLE masks and a ``score``)."""
-    from ..data.io import encode_rle
+    from ..data.io import instance_rle
     out_images, anns = [], []
     for k, (det, im) in enumerate(zip(predictions, images.itertuples()), start=1):
         out_images.append({"id": k, "file_name": im.file, "height": int(det.shape[0]), "width": int(det.shape[1]),
@@ -51,7 +51,7 @@ def coco_predictions(predictions: list[Detections], classes: ClassSet, images: p
                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": round(float(det.scores[j]), 5), "iscrowd": 0}
             if det.instances is not None:
                 inst = det.instances[j]
-                ann["segmentation"] = encode_rle(inst.full_mask(det.shape))
+                ann["segmentation"] = instance_rle(inst, det.shape)
                 ann["area"] = int(inst.area)
             anns.append(ann)
     return {"images": out_images, "annotations": anns, "categories": classes.coco_categories(),
