@@ -1,10 +1,11 @@
-"""One way to load any trained artifact of tem_lib from its folder: what the folder holds is
-read from the files in it (names from :mod:`tem_lib.layout`), so a user never needs to know
-which function made it.
+"""One way to load and save any trained artifact of tem_lib: what a folder holds is read from the
+files in it (names from :mod:`tem_lib.layout`), so a user never needs to know which function
+made it, and what was loaded saves back to a folder that loads the same.
 
-    from tem_lib.pretrained import from_pretrained, kind_of
+    from tem_lib.pretrained import from_pretrained, kind_of, save_pretrained
     kind_of("runs/quick/work/models/best")          # 'quantify model'
     model, card = from_pretrained("runs/quick/work/models/best")
+    save_pretrained((model, card), "my_model")      # the same weights, card and detector.json
     pipe = from_pretrained("runs/quick/work/ldm/split0/n50/ldm-244a8281")   # its pipeline/ inside
 
 * quantify model: ``model.json`` + ``detector.json`` + ``model.safetensors``, made by
@@ -16,7 +17,9 @@ which function made it.
 * generator: ``model_index.json`` (diffusers), or a ``pipeline/`` folder holding it
   (``ldm.train_ldm``); a ``MaskToImagePipeline``.
 
-Every saver writes its folder atomically; folders written by earlier versions load through the
+The training code saves through the same writers (``detection.save_detector``,
+``segmentation.save_unet``, ``ldm.train.save_pipeline``, ``quantify.export_model``);
+:func:`save_pretrained` picks the one for the object given. Every saver writes its folder atomically; folders written by earlier versions load through the
 same loaders (the ones above read what they always read).
 """
 from __future__ import annotations
@@ -88,3 +91,46 @@ def from_pretrained(path, device="cpu"):
     """The trained artifact in ``path``, loaded on ``device`` (see the table above)."""
     kind = kind_of(path)
     return next(a for a in ARTIFACTS if a.kind == kind).load(Path(path), device)
+
+
+def save_pretrained(obj, path) -> Path:
+    """Write what :func:`from_pretrained` returned (a ``(model, ModelCard)`` pair, a detector, a
+    segmenter or a generator) to the folder ``path``, whole or not at all, in the layout
+    :func:`from_pretrained` reads back: the weights and the settings it was built from (kept on
+    the object when it was loaded or trained), so the saved folder loads to the same model.
+    Anything else is a ``TypeError`` naming what can be saved."""
+    from .detection.train import save_detector
+    from .ldm.pipeline import MaskToImagePipeline
+    from .ldm.train import save_pipeline
+    from .quantify.card import ModelCard
+    from .segmentation.unet import SegUNet, save_unet
+    from .utils import atomic_dir, write_json
+    path = Path(path)
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], ModelCard):
+        model, card = obj
+        meta = _detector_meta(model)
+        if list(meta.get("class_ids", [])) != list(card.classes.ids):
+            raise ValueError(f"{path}: the card's classes {list(card.classes.ids)} are not the detector's "
+                             f"{meta.get('class_ids')}")
+        with atomic_dir(path) as tmp:
+            save_detector(model, tmp, meta)
+            write_json(tmp / MODEL_CARD, card.to_dict())
+        return path
+    if isinstance(obj, SegUNet):
+        return save_unet(obj, obj.config, path, run=getattr(obj, "tem_run", None), seconds=getattr(obj, "tem_seconds", None))
+    if isinstance(obj, MaskToImagePipeline):
+        return save_pipeline(obj, path, getattr(obj, "tem_record", {}))
+    if hasattr(obj, "tem_meta"):  # a detector of this package: its detector.json rides on it
+        with atomic_dir(path) as tmp:
+            save_detector(obj, tmp, _detector_meta(obj))
+        return path
+    raise TypeError(f"save_pretrained: cannot save a {type(obj).__name__}; it saves what from_pretrained or the "
+                    "training returns: (model, ModelCard), a detector, a SegUNet or a MaskToImagePipeline")
+
+
+def _detector_meta(model) -> dict:
+    meta = getattr(model, "tem_meta", None)
+    if not isinstance(meta, dict):
+        raise TypeError("save_pretrained: this detector carries no detector.json settings (tem_meta); save the one "
+                        "train_detector or from_pretrained returned")
+    return meta

@@ -4,7 +4,7 @@ import torch
 
 from tem_lib.classes import preset
 from tem_lib.data import tile_dataset
-from tem_lib.pretrained import from_pretrained, kind_of
+from tem_lib.pretrained import from_pretrained, kind_of, save_pretrained
 
 FECRAL = preset("fecral")
 
@@ -41,3 +41,25 @@ def test_every_artifact_loads_from_its_folder(sim_samples, tmp_path):
         from_pretrained(tmp_path / "half")
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
         kind_of(tmp_path / "nowhere")
+
+    # what was loaded saves back (save_pretrained) to a folder of the same kind that loads the same weights
+    def same(a, b):
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    for name in ("model", "det", "unet", "ldm"):
+        obj = from_pretrained(tmp_path / name)
+        save_pretrained(obj, tmp_path / "again" / name)
+        assert kind_of(tmp_path / "again" / name) == kind_of(tmp_path / name), name
+        back = from_pretrained(tmp_path / "again" / name)
+        if name == "model":
+            assert back[1] == obj[1] and same(back[0], obj[0])
+        elif name == "ldm":
+            assert all(same(getattr(back, p), getattr(obj, p)) for p in ("vae", "unet", "mask_encoder"))
+            assert back.tem_record["config"] == obj.tem_record["config"]
+        else:
+            assert same(back, obj) and not any(tmp_path.joinpath("again").glob(f".{name}*"))  # no leftovers
+    assert from_pretrained(tmp_path / "again" / "unet").config == from_pretrained(tmp_path / "unet").config
+    with pytest.raises(TypeError, match="cannot save a Linear"):
+        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()

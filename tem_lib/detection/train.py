@@ -235,4 +235,5 @@ def load_detector(path, device="cpu"):
         raise ValueError(f"{weights}: does not fit the configuration in detector.json or is corrupt "
                          f"({type(e).__name__}: {str(e)[:300]})") from None
     model.tem_info = {**model.tem_info, "pretrained": meta.get("pretrained"), "loaded_from": str(path)}
+    model.tem_meta = meta  # what it was built from: pretrained.save_pretrained writes it back
     return model.to(device).eval()

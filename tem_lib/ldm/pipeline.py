@@ -216,4 +216,6 @@ def load_pipeline(path, device="cpu", torch_dtype=None) -> MaskToImagePipeline:
         raise ValueError(f"{path}: could not load the pipeline ({type(e).__name__}: {e})") from e
     pipe.check_compatible(str(path))
     pipe.set_progress_bar_config(disable=True)
+    record = path / "tem_lib.json"  # config and training summary: saved back by pretrained.save_pretrained
+    pipe.tem_record = json.loads(record.read_text()) if record.is_file() else {}
     return pipe.to(device)

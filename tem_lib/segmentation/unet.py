@@ -308,13 +308,15 @@ def load_unet(path, device="cpu") -> SegUNet:
     path = Path(path)
     if not (path / SEG_CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: not a saved U-Net (needs seg_config.json and model.safetensors)")
-    cfg = SegConfig.from_dict(read_json(path / SEG_CONFIG)["config"])
+    saved = read_json(path / SEG_CONFIG)
+    cfg = SegConfig.from_dict(saved["config"])
     model = build_unet(replace(cfg, init="scratch", freeze=0, regularization="none"))
     try:
         model.load_state_dict(load_file(path / WEIGHTS))
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{path / 'model.safetensors'}: does not fit the saved config ({type(e).__name__}: {e})") from None
     model.config = cfg
+    model.tem_run, model.tem_seconds = saved.get("run"), saved.get("seconds")  # saved back by save_pretrained
     return model.to(device).eval()
 
 
