@@ -111,7 +111,8 @@ def main():
     comp = pd.concat([pd.read_csv(base / f"counts_{w}" / "comparison.csv").assign(detector=w)
                       for w in ("first", "grown")])
     comp = comp[["detector"] + [c for c in cols if c in comp]]
-    payload = {"profile": args.profile, "kept_runs": args.keep_runs, "size": args.size, "labelled": args.labelled, "unlabelled": args.unlabelled,
+    payload = {"profile": args.profile, "kept_runs": args.keep_runs, "size": args.size, "labelled": args.labelled,
+               "unlabelled": args.unlabelled,
                "new": args.new, "steps": steps, "edits": edits, "saved": str(saved.relative_to(ROOT)),
                "comparison": comp.to_dict(orient="records")}
     e = pd.DataFrame(edits)
