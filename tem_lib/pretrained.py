@@ -19,8 +19,9 @@ made it, and what was loaded saves back to a folder that loads the same.
 
 The training code saves through the same writers (``detection.save_detector``,
 ``segmentation.save_unet``, ``ldm.train.save_pipeline``, ``quantify.export_model``);
-:func:`save_pretrained` picks the one for the object given. Every saver writes its folder atomically; folders written by earlier versions load through the
-same loaders (the ones above read what they always read).
+:func:`save_pretrained` picks the one for the object given. Every saver writes its folder
+atomically; folders written by earlier versions load through the same loaders (the ones above
+read what they always read).
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import tifffile
 from PIL import Image
 
 from tem_lib.classes import preset
