@@ -107,31 +107,20 @@ def save_pretrained(obj, path) -> Path:
     from .segmentation.unet import SegUNet, save_unet
     from .utils import atomic_dir, write_json
     path = Path(path)
-    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], ModelCard):
-        model, card = obj
-        meta = _detector_meta(model)
-        if list(meta.get("class_ids", [])) != list(card.classes.ids):
-            raise ValueError(f"{path}: the card's classes {list(card.classes.ids)} are not the detector's "
-                             f"{meta.get('class_ids')}")
-        with atomic_dir(path) as tmp:
-            save_detector(model, tmp, meta)
-            write_json(tmp / MODEL_CARD, card.to_dict())
-        return path
     if isinstance(obj, SegUNet):
         return save_unet(obj, obj.config, path, run=getattr(obj, "tem_run", None), seconds=getattr(obj, "tem_seconds", None))
     if isinstance(obj, MaskToImagePipeline):
         return save_pipeline(obj, path, getattr(obj, "tem_record", {}))
-    if hasattr(obj, "tem_meta"):  # a detector of this package: its detector.json rides on it
-        with atomic_dir(path) as tmp:
-            save_detector(obj, tmp, _detector_meta(obj))
-        return path
-    raise TypeError(f"save_pretrained: cannot save a {type(obj).__name__}; it saves what from_pretrained or the "
-                    "training returns: (model, ModelCard), a detector, a SegUNet or a MaskToImagePipeline")
-
-
-def _detector_meta(model) -> dict:
-    meta = getattr(model, "tem_meta", None)
-    if not isinstance(meta, dict):
-        raise TypeError("save_pretrained: this detector carries no detector.json settings (tem_meta); save the one "
-                        "train_detector or from_pretrained returned")
-    return meta
+    model, card = obj if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], ModelCard) else (obj, None)
+    if not hasattr(model, "tem_meta"):  # a detector of this package carries its detector.json
+        raise TypeError(f"save_pretrained: cannot save a {type(obj).__name__}; it saves what from_pretrained or the "
+                        "training returns: (model, ModelCard), a detector, a SegUNet or a MaskToImagePipeline")
+    meta = model.tem_meta
+    if card is not None and list(meta.get("class_ids", [])) != list(card.classes.ids):
+        raise ValueError(f"{path}: the card's classes {list(card.classes.ids)} are not the detector's "
+                         f"{meta.get('class_ids')}")
+    with atomic_dir(path) as tmp:
+        save_detector(model, tmp, meta)
+        if card is not None:
+            write_json(tmp / MODEL_CARD, card.to_dict())
+    return path
