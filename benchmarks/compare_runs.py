@@ -43,14 +43,20 @@ def same_value(x, y) -> bool:
     return x == y
 
 
-def differing_keys(x, y) -> list[str]:
-    if isinstance(x, dict) and isinstance(y, dict):
-        return sorted(k for k in set(x) | set(y) if not volatile(k) and not same_value(x.get(k), y.get(k)))
-    return [] if same_value(x, y) else ["(whole file)"]
+def differing_keys(x, y) -> tuple[list[str], list[str]]:
+    """The top-level keys whose values differ: those that count, and those set aside."""
+    if not (isinstance(x, dict) and isinstance(y, dict)):
+        return ([] if same_value(x, y) else ["(whole file)"]), []
+    keys = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
+    return [k for k in keys if not volatile(k) and not same_value(x.get(k), y.get(k))], [k for k in keys if volatile(k)]
 
 
-def compare(a: Path, b: Path, ignore: tuple[str, ...]) -> tuple[pd.DataFrame, dict]:
-    """One row per file in both folders: kind, equal or not, what differs."""
+def read_json(path: Path, root: Path):
+    return json.loads(path.read_text().replace(str(root), "<run>"))  # the run's own folder is not a result
+
+
+def compare(a: Path, b: Path) -> tuple[pd.DataFrame, dict]:
+    """One row per CSV or JSON file in both folders: equal or not, what differs, what was set aside."""
     fa = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
     fb = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
     rows = []
@@ -58,19 +64,16 @@ def compare(a: Path, b: Path, ignore: tuple[str, ...]) -> tuple[pd.DataFrame, di
         if r.suffix == ".csv":
             x, y = pd.read_csv(a / r), pd.read_csv(b / r)
             if list(x.columns) != list(y.columns) or len(x) != len(y):
-                rows.append({"file": str(r), "kind": "csv", "equal": False, "differs": "columns or rows"})
-                continue
-            cols = [c for c in x.columns if not x[c].equals(y[c])]
-            real = [c for c in cols if not volatile(c) and c not in ignore]
-            rows.append({"file": str(r), "kind": "csv", "equal": not real, "differs": ", ".join(real),
-                         "set_aside": ", ".join(c for c in cols if c not in real)})
+                real, aside = ["columns or rows"], []
+            else:
+                cols = [c for c in x.columns if not x[c].equals(y[c])]
+                real, aside = [c for c in cols if not volatile(c)], [c for c in cols if volatile(c)]
         elif r.suffix == ".json":
-            def read(p, root):
-                return json.loads(p.read_text().replace(str(root), "<run>"))
-            x, y = read(a / r, a), read(b / r, b)
-            real = differing_keys(x, y)
-            rows.append({"file": str(r), "kind": "json", "equal": not real, "differs": ", ".join(real),
-                         "set_aside": ""})
+            real, aside = differing_keys(read_json(a / r, a), read_json(b / r, b))
+        else:
+            continue
+        rows.append({"file": str(r), "kind": r.suffix[1:], "equal": not real, "differs": ", ".join(real),
+                     "set_aside": ", ".join(aside)})
     return pd.DataFrame(rows), {"only_old": sorted(map(str, fa - fb)), "only_new": sorted(map(str, fb - fa))}
 
 
@@ -85,7 +88,7 @@ def main():
                          "record, which holds a hash of a file with timings)")
     args = ap.parse_args()
     IGNORED.update(args.ignore)
-    table, only = compare(args.old.resolve(), args.new.resolve(), tuple(args.ignore))
+    table, only = compare(args.old.resolve(), args.new.resolve())
     summary = table.groupby("kind").equal.agg(files="count", equal="sum").reset_index()
     bad = table[~table.equal]
     notes = f"""

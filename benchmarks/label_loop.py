@@ -37,14 +37,26 @@ from _common import ROOT, markdown_table, write_results
 FECRAL = preset("fecral")
 
 
-def run(cmd: list[str], log: Path) -> float:
-    """``cmd`` from the project root, its output to ``log``; seconds taken (a failure names the log)."""
-    t0 = time.perf_counter()
+def run(cmd: list[str], log: Path) -> None:
+    """``cmd`` from the project root, its output to ``log`` (a failure names the log)."""
     with open(log, "w") as f:
         rc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
     if rc:
         sys.exit(f"{' '.join(cmd)} failed (exit {rc}); its output: {log}")
-    return time.perf_counter() - t0
+
+
+def label(folder: Path, model: Path, truth: dict) -> tuple[list[dict], Path]:
+    """Every micrograph of ``folder`` with a truth labelled from ``model``'s proposals, in the
+    ranking's order (``review`` standing in for the person), marked done and saved."""
+    project = LabelProject(folder, model=model)
+    edits = []
+    for name in project.rank().image:
+        if name in truth:
+            session = project.open(name)
+            e = review(session, truth[name])
+            session.set_done()  # what the widget's "Done + save" does
+            edits.append({"micrograph": name, **e, "from nothing": review_from_nothing(truth[name])["draw"]})
+    return edits, project.save()
 
 
 def main():
@@ -74,38 +86,29 @@ def main():
         Image.fromarray(to_uint8(s.image)).save(folder / f"{s.name}.png")
     write_dataset(fresh, new, FECRAL)  # labelled: quantify compares its counts with the truth (comparison.csv)
     sh, py = str(ROOT / "run_all.sh"), sys.executable
-    steps, times = [], {}
+    steps = []
 
-    def step(name, cmd):
-        times[name] = run(cmd, logs / f"{name}.log")
-        steps.append({"step": name, "command": " ".join(str(c) for c in cmd).replace(str(ROOT) + "/", ""),
-                      "s": round(times[name], 1)})
-        print(f"{name}: {times[name]:.0f} s", flush=True)
+    def step(name, command, do):
+        t0 = time.perf_counter()
+        out = do()
+        steps.append({"step": name, "command": command, "s": round(time.perf_counter() - t0, 1)})
+        print(f"{name}: {steps[-1]['s']:.0f} s", flush=True)
+        return out
 
-    step("train on the labelled", [sh, "--profile", args.profile, "--data", str(folder), "--name", "loop_first"])
+    def shell(name, cmd):
+        step(name, " ".join(map(str, cmd)).replace(str(ROOT) + "/", ""), lambda: run(cmd, logs / f"{name}.log"))
+
+    shell("train on the labelled", [sh, "--profile", args.profile, "--data", str(folder), "--name", "loop_first"])
     first = ROOT / "runs" / "loop_first" / "work" / "models" / "best"
-    t0 = time.perf_counter()
-    project = LabelProject(folder, model=first)
-    ranking = project.rank()
-    edits = []
-    truth = {s.name: s for s in to_label}
-    for name in ranking.image:
-        if name in truth:
-            session = project.open(name)
-            e = review(session, truth[name])
-            session.set_done()  # what the widget's "Done + save" does
-            edits.append({"micrograph": name, **e, "from nothing": review_from_nothing(truth[name])["draw"]})
-    saved = project.save()
-    times["label (proposals, review, save)"] = time.perf_counter() - t0
-    steps.append({"step": "label (proposals, review, save)",
-                  "command": "tem_lib.label.LabelProject(folder, model=...); review() per micrograph; save()",
-                  "s": round(times["label (proposals, review, save)"], 1)})
+    edits, saved = step("label (proposals, review, save)",
+                        "tem_lib.label.LabelProject(folder, model=...); review() per micrograph; save()",
+                        lambda: label(folder, first, {s.name: s for s in to_label}))
     got = load_dataset(saved)
     assert len(got) == args.labelled + args.unlabelled, f"{saved}: {len(got)} micrographs"
-    step("retrain on the grown set", [sh, "--profile", args.profile, "--data", str(saved), "--name", "loop_grown"])
+    shell("retrain on the grown set", [sh, "--profile", args.profile, "--data", str(saved), "--name", "loop_grown"])
     grown = ROOT / "runs" / "loop_grown" / "work" / "models" / "best"
-    step("quantify (first)", [py, "-m", "tem_lib.quantify", str(first), str(new), "--out", str(base / "counts_first")])
-    step("quantify (grown)", [py, "-m", "tem_lib.quantify", str(grown), str(new), "--out", str(base / "counts_grown")])
+    shell("quantify (first)", [py, "-m", "tem_lib.quantify", str(first), str(new), "--out", str(base / "counts_first")])
+    shell("quantify (grown)", [py, "-m", "tem_lib.quantify", str(grown), str(new), "--out", str(base / "counts_grown")])
 
     cols = ["class", "n_true", "n_pred", "density_rel_error", "class_f1_iou0.5", "det_f1_iou0.5"]
     comp = pd.concat([pd.read_csv(base / f"counts_{w}" / "comparison.csv").assign(detector=w)
