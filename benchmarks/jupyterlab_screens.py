@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _lab import CHROMIUM_ARGS, free_port, start_lab, stop_lab
+from _lab import CHROMIUM_ARGS, free_port, kernel_idle, start_lab, stop_lab
 
 from _common import RESULTS, ROOT, markdown_table, write_results
 
@@ -54,8 +54,7 @@ def main():
                 page.goto(url)
                 ms = int(args.timeout_s * 1000)
                 h1 = page.wait_for_selector(".jp-NotebookPanel .jp-RenderedMarkdown h1", timeout=ms)
-                page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                       timeout=ms)
+                kernel_idle(page, ms)
                 kernel = page.inner_text(".jp-NotebookPanel .jp-Toolbar-kernelName")
                 page.wait_for_timeout(1000)  # let the last cells lay out
                 shot = out / f"{nb.stem}.png"
@@ -72,8 +71,8 @@ def main():
     notes = f"""
 Each numbered notebook opened in JupyterLab ({sys.executable} -m jupyterlab, localhost) in headless Chromium
 ({args.chromium}) via Playwright; a notebook counts as opened when its first markdown heading has rendered and its kernel
-indicator reports idle. `kernel_ok`: the kernel picked from the notebook's metadata is the project's. Screenshots:
-`benchmarks/results/jupyterlab/`. Wall time {time.perf_counter() - t0:.0f} s.
+is connected and idle (execution indicator and status bar). `kernel_ok`: the kernel picked from the notebook's
+metadata is the project's. Screenshots: `benchmarks/results/jupyterlab/`. Wall time {time.perf_counter() - t0:.0f} s.
 """
     write_results("jupyterlab_screens", {"notebooks": rows}, table, notes)
     print(markdown_table(table))
