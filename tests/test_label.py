@@ -226,3 +226,29 @@ def test_the_widget_applies_the_views_edits_and_answers_with_the_changed_shape(f
     assert len(back[w.image_name].instances) == 2
     w._on_msg(w, {"type": "open", "name": sims[0].name}, [])
     assert w.image_name == sims[0].name and w.session.counts()["labelled"] == len(sims[0].instances)
+
+
+def test_proposals_below_the_lowest_score_shown_are_hidden_never_saved_and_drawn_instead(folder, model, sims):
+    from tem_lib.label import LabelWidget, min_score_table
+    truth = {s.name: s for s in sims}
+    p = project(folder, model, sims, predict=stand_in(truth, score_of=lambda k: 0.9 if k % 2 else 0.4))
+    t = sims[2]
+    n, low = len(t.instances), len(t.instances[::2])  # defects 0, 2, 4, ... scored 0.4; the false square 0.35
+    s = p.fresh(t.name)  # no journal: the widget below opens the micrograph untouched
+    assert s.counts(0.5)["hidden"] == low + 1 and s.counts(0.5)["proposed"] == n - low and s.counts()["hidden"] == 0
+    edits = review(s, t, min_score=0.5)
+    # the false square is never seen (no reject); what the hidden proposals found is drawn
+    assert edits == {**review_from_nothing(t), "accept": n - low, "draw": low}
+    assert sorted(i.category_id for i in s.instances()) == sorted(i.category_id for i in t.instances)
+    table = min_score_table(p, [t], scores=(0.0, 0.5, 0.95)).set_index("min_score")
+    assert table.loc[0.0, "reject"] == 1 and table.loc[0.0, "draw"] == 0 and table.loc[0.0, "hidden"] == 0
+    assert table.loc[0.5, "edits_assisted"] == n and table.loc[0.5, "reject"] == 0
+    assert table.loc[0.95, "draw"] == n and table.loc[0.95, "hidden"] == n + 1
+    # the widget: the box's value hides them and says so; an impossible score is refused
+    w = LabelWidget(p, image=t.name)
+    assert "hidden" not in w.message
+    w.min_score = 0.5
+    assert f"{n - low} proposals to review ({low + 1} scoring below 0.50 hidden)" in w.message
+    with pytest.raises(Exception, match="not a score"):
+        w.min_score = 1.5
+    assert w.min_score == 0.5

@@ -1,7 +1,8 @@
 """The labelling widget in a real browser: notebook 10 opened in JupyterLab (headless Chromium,
-driven by Playwright), run; one proposal accepted, one rejected, one polygon drawn, saved; the
-saved COCO file holds exactly those. Slow (JupyterLab and a kernel start); CI runs it with
-TEM_LIB_REQUIRE_BROWSER=1, so that a missing browser fails instead of skipping."""
+driven by Playwright), run; the proposals below a score hidden, one proposal accepted, one
+rejected, one polygon drawn, saved; the saved COCO file holds exactly those. Slow (JupyterLab
+and a kernel start); CI runs it with TEM_LIB_REQUIRE_BROWSER=1, so that a missing browser fails
+instead of skipping."""
 import json
 import os
 import shutil
@@ -72,6 +73,9 @@ def test_accept_reject_draw_and_save_in_jupyterlab(tmp_path):
         page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('proposals to review')")
         name = page.eval_on_selector(".tem-label select", "s => s.value")
         canvas = page.locator(".tem-label-canvas")
+        page.fill("input[data-role=min-score]", "0.5")  # the false square (scored 0.35) hidden
+        page.press("input[data-role=min-score]", "Tab")
+        page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('1 scoring below 0.50 hidden')")
         page.click("button[data-action=next]")
         accepted = int(canvas.get_attribute("data-selected"))
         page.click("button[data-action=accept]")  # the view moves on to the next proposal

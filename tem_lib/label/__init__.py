@@ -9,11 +9,11 @@ is where a person reviews and draws; :func:`review` is the labeller a benchmark 
 from .demo import demo_folder
 from .project import LabelProject
 from .proposals import uncertainty
-from .review import edits_table, review, review_from_nothing
+from .review import edits_table, min_score_table, review, review_from_nothing
 from .session import ACTIONS, ImageSession
 
-__all__ = ["ACTIONS", "ImageSession", "LabelProject", "LabelWidget", "demo_folder", "edits_table", "review",
-           "review_from_nothing", "uncertainty"]
+__all__ = ["ACTIONS", "ImageSession", "LabelProject", "LabelWidget", "demo_folder", "edits_table",
+           "min_score_table", "review", "review_from_nothing", "uncertainty"]
 
 
 def __getattr__(name):

@@ -32,14 +32,17 @@ def pair_ious(a: list[Instance], b: list[Instance]) -> list[tuple[float, int, in
     return out
 
 
-def review(session: ImageSession, truth: Sample, iou: float = 0.5) -> dict:
+def review(session: ImageSession, truth: Sample, iou: float = 0.5, min_score: float = 0.0) -> dict:
     """Edit ``session`` until its defects are ``truth``'s: each proposal (or existing label)
     that overlaps a true defect at IoU >= ``iou`` (best pairs first, one each) is accepted, or
     relabelled when its class is wrong; every other proposal is rejected (an existing label:
     deleted); every true defect left is drawn (its ellipse when it has one, else its outline
-    as a polygon). Returns the edits made, by action."""
+    as a polygon). Proposals scoring below ``min_score`` are hidden, as the widget hides them:
+    never seen, never edited, not saved (the defects they would have found are drawn). Returns
+    the edits made, by action."""
     before = session.edit_counts()
-    ids = [k for k, s in session.shapes.items() if s["status"] in ("proposed", "labelled", "accepted", "drawn")]
+    ids = [k for k, s in session.shapes.items()
+           if s["status"] in ("proposed", "labelled", "accepted", "drawn") and not session.hidden(min_score, k)]
     mine = [to_instance(session.shapes[k], session.image_hw) for k in ids]
     keep = [k for k, m in enumerate(mine) if m is not None]
     ids, mine = [ids[k] for k in keep], [mine[k] for k in keep]
@@ -79,19 +82,37 @@ def review_from_nothing(truth: Sample) -> dict:
     return {"accept": 0, "reject": 0, "relabel": 0, "delete": 0, "draw": len(truth.instances), "restore": 0}
 
 
-def edits_table(project, truths: list[Sample], iou: float = 0.5):
+def edits_table(project, truths: list[Sample], iou: float = 0.5, min_score: float = 0.0):
     """Per micrograph of ``project`` whose true labels are in ``truths`` (matched by name): the
-    edits to reach them from the detector's proposals (:func:`review` on a fresh session; the
-    project's journals are not touched) and from nothing (one drawing per defect)."""
+    edits to reach them from the detector's proposals scoring at least ``min_score``
+    (:func:`review` on a fresh session; the project's journals are not touched) and from nothing
+    (one drawing per defect)."""
     import pandas as pd
     rows = []
     for t in truths:
         s = project.fresh(t.name)
-        n_prop = s.counts()["proposed"]
-        e = review(s, t, iou)
-        rows.append({"image": t.name, "defects": len(t.instances), "proposals": n_prop, **{k: e[k] for k in
-                     ("accept", "reject", "relabel", "draw")}, "edits_assisted": sum(e.values()),
+        c = s.counts(min_score)
+        e = review(s, t, iou, min_score)
+        rows.append({"image": t.name, "defects": len(t.instances), "proposals": c["proposed"], "hidden": c["hidden"],
+                     **{k: e[k] for k in ("accept", "reject", "relabel", "draw")}, "edits_assisted": sum(e.values()),
                      "edits_from_nothing": len(t.instances)})
     table = pd.DataFrame(rows)
     table["drawings_saved"] = 1 - table["draw"] / table["defects"].clip(lower=1)
+    return table
+
+
+def min_score_table(project, truths: list[Sample], scores=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                    iou: float = 0.5):
+    """The edits of :func:`edits_table` summed over ``truths`` for each lowest score shown: a
+    higher one hides false proposals (fewer rejects) and true ones (more drawings); the row with
+    the fewest edits is the widget's ``min_score`` to start from on such micrographs."""
+    import pandas as pd
+    rows = []
+    for m in scores:
+        t = edits_table(project, truths, iou, m)
+        sums = t[["defects", "proposals", "hidden", "accept", "relabel", "reject", "draw", "edits_assisted",
+                  "edits_from_nothing"]].sum()
+        rows.append({"min_score": float(m), **{k: int(v) for k, v in sums.items()}})
+    table = pd.DataFrame(rows)
+    table["edits_saved"] = 1 - table.edits_assisted / table.edits_from_nothing.clip(lower=1)
     return table

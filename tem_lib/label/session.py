@@ -136,11 +136,17 @@ class ImageSession:
     def next_id(self) -> int:
         return max(self.shapes, default=-1) + 1
 
-    def counts(self) -> dict:
-        """Shapes per status."""
-        out = dict.fromkeys(("proposed", "accepted", "rejected", "drawn", "labelled", "deleted"), 0)
-        for s in self.shapes.values():
-            out[s["status"]] += 1
+    def hidden(self, min_score: float, sid) -> bool:
+        """Shape ``sid`` is a proposal not yet reviewed that scores below ``min_score``: the
+        widget does not show it and it is not saved (like every proposal not accepted)."""
+        s = self.shapes[int(sid)]
+        return s["status"] == "proposed" and s.get("score", 1.0) < min_score
+
+    def counts(self, min_score: float = 0.0) -> dict:
+        """Shapes per status; proposals below ``min_score`` counted as ``hidden``, not ``proposed``."""
+        out = dict.fromkeys(("proposed", "hidden", "accepted", "rejected", "drawn", "labelled", "deleted"), 0)
+        for k, s in self.shapes.items():
+            out["hidden" if self.hidden(min_score, k) else s["status"]] += 1
         return out
 
     def edit_counts(self) -> dict:

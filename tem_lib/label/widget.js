@@ -74,6 +74,17 @@ function render({ model, el: root }) {
   button("Done + save", "save", "this micrograph is labelled: save the labels (S)");
   const classBox = el("span", { class: "tem-label-classes" });
   bar.appendChild(classBox);
+  const scoreBox = el("label", { class: "tem-label-score", title: "proposals scoring below this are hidden (not saved)" },
+    "score ≥ ");
+  const scoreInput = el("input", { type: "number", min: "0", max: "1", step: "0.05", "data-role": "min-score" });
+  scoreBox.appendChild(scoreInput);
+  bar.appendChild(scoreBox);
+  scoreInput.addEventListener("change", () => {
+    const v = Math.min(1, Math.max(0, Number(scoreInput.value) || 0));
+    scoreInput.value = String(v);
+    model.set("min_score", v);
+    model.save_changes();
+  });
 
   const ctx = canvas.getContext("2d");
   let bitmap = null, shapes = [], byId = new Map(), selected = null;
@@ -82,6 +93,8 @@ function render({ model, el: root }) {
   let drag = null, frame = 0;
 
   const classes = () => model.get("classes");
+  // a proposal not yet reviewed that scores below the box's value is hidden (Python counts it so)
+  const shown = (s) => !(s.status === "proposed" && (s.score ?? 1) < model.get("min_score"));
   const colour = (cid) => (classes().find((c) => c.id === cid) || { color: "#ffff00" }).color;
 
   function setShapes(list) {
@@ -163,7 +176,7 @@ function render({ model, el: root }) {
     const lw = 1 / view.scale;
     for (const s of shapes) {
       const st = STATUS_STYLE[s.status];
-      if (!st.alpha || !s._poly.length) continue;
+      if (!st.alpha || !s._poly.length || !shown(s)) continue;
       const b = s._bbox;
       if (b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1) continue;
       ctx.globalAlpha = st.alpha;
@@ -204,7 +217,7 @@ function render({ model, el: root }) {
     let best = null, bestArea = Infinity;
     const tol = 3 / view.scale;
     for (const s of shapes) {
-      if (s.status === "deleted" || !s._poly.length) continue;
+      if (s.status === "deleted" || !s._poly.length || !shown(s)) continue;
       const b = s._bbox;
       if (x < b[0] - tol || x > b[2] + tol || y < b[1] - tol || y > b[3] + tol) continue;
       const area = (b[2] - b[0] + 1) * (b[3] - b[1] + 1);
@@ -225,8 +238,9 @@ function render({ model, el: root }) {
     }
   }
   function step(dir) {
-    const todo = shapes.filter((s) => s.status === "proposed").sort((a, b) => (b.score || 0) - (a.score || 0));
-    const pool = todo.length ? todo : shapes.filter((s) => s.status !== "deleted");
+    const todo = shapes.filter((s) => s.status === "proposed" && shown(s))
+      .sort((a, b) => (b.score || 0) - (a.score || 0));
+    const pool = todo.length ? todo : shapes.filter((s) => s.status !== "deleted" && shown(s));
     if (!pool.length) { selected = null; return redraw(); }
     const k = pool.findIndex((s) => s.id === selected);
     selected = pool[(k + dir + pool.length) % pool.length].id;
@@ -368,9 +382,17 @@ function render({ model, el: root }) {
   model.on("change:images", imageOptions);
   model.on("change:image_name", imageOptions);
   model.on("change:classes", classButtons);
+  function showScore() {
+    scoreInput.value = String(model.get("min_score"));
+    const sel = byId.get(selected);
+    if (sel && !shown(sel)) selected = null;
+    redraw();
+  }
+  model.on("change:min_score", showScore);
 
   classButtons();
   imageOptions();
+  showScore();
   showStatus();
   loadImage();
   model.send({ type: "hello" }); // Python answers with the shapes of the micrograph shown

@@ -10,6 +10,7 @@ small message whatever the number of proposals.
     w = LabelWidget(project)          # the most informative unlabelled micrograph first
     w                                  # shown in the notebook; keys: A accept, R reject, N next,
                                        # 1-9 class, P polygon, E ellipse, X delete, S done + save
+    w.min_score = 0.6                  # hide the proposals scoring below 0.6 (the box in the bar)
 """
 from __future__ import annotations
 
@@ -44,11 +45,15 @@ class LabelWidget(anywidget.AnyWidget):
     message = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Bool(False).tag(sync=True)
     height_px = traitlets.Int(640).tag(sync=True)
+    # proposals not yet reviewed that score below this are hidden (not shown, not saved)
+    min_score = traitlets.Float(0.0).tag(sync=True)
 
-    def __init__(self, project: LabelProject, image: str | None = None, height: int = 640, ranking=None):
+    def __init__(self, project: LabelProject, image: str | None = None, height: int = 640, ranking=None,
+                 min_score: float = 0.0):
         super().__init__()
         self.project = project
         self.height_px = int(height)
+        self.min_score = float(min_score)
         self.classes = [{"id": c.id, "name": c.name, "display": c.display, "color": _hex(c.color)}
                         for c in project.classes]
         if ranking is None and project.source is not None:
@@ -57,6 +62,7 @@ class LabelWidget(anywidget.AnyWidget):
         self.images = self._picker()
         self.session = None
         self.on_msg(self._on_msg)
+        self.observe(self._on_min_score, names="min_score")
         first = image or (self.images[0]["name"] if self.images else None)
         if first is not None:
             self.show_image(first)
@@ -90,6 +96,17 @@ class LabelWidget(anywidget.AnyWidget):
         self.image_png = png_bytes(image)
         self._send_all()
         self._say(self._summary())
+
+    @traitlets.validate("min_score")
+    def _check_min_score(self, proposal) -> float:
+        v = float(proposal["value"])
+        if not 0.0 <= v <= 1.0:
+            raise traitlets.TraitError(f"min_score {v} is not a score (0 to 1)")
+        return v
+
+    def _on_min_score(self, _change) -> None:
+        if self.session is not None:
+            self._say(self._summary())
 
     def _send_all(self) -> None:
         if self.session is not None:
@@ -145,10 +162,11 @@ class LabelWidget(anywidget.AnyWidget):
 
     def _summary(self) -> str:
         s = self.session
-        c, e = s.counts(), s.edit_counts()
-        text = (f"{s.name}: {c['proposed']} proposals to review, {c['accepted']} accepted, {c['rejected']} rejected, "
-                f"{c['drawn']} drawn, {c['labelled']} labelled before; {sum(e.values())} edits"
-                + (" · done" if s.done else ""))
+        c, e = s.counts(self.min_score), s.edit_counts()
+        hidden = f" ({c['hidden']} scoring below {self.min_score:.2f} hidden)" if c["hidden"] else ""
+        text = (f"{s.name}: {c['proposed']} proposals to review{hidden}, {c['accepted']} accepted, "
+                f"{c['rejected']} rejected, {c['drawn']} drawn, {c['labelled']} labelled before; "
+                f"{sum(e.values())} edits" + (" · done" if s.done else ""))
         return text + (f"\n{s.journal_error}" if s.journal_error else "")
 
     def _say(self, text: str, error: bool = False) -> None:
