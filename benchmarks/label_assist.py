@@ -38,6 +38,7 @@ from tem_lib.classes import preset
 from tem_lib.data import tile_dataset
 from tem_lib.data.images import to_uint8
 from tem_lib.label import LabelProject, edits_table
+from tem_lib.label.review import INPUTS, inputs
 from tem_lib.utils import read_json, stable_hash, write_json
 
 from _common import RESULTS, ROOT, markdown_table, real_crops_and_folds, write_results
@@ -63,8 +64,9 @@ def image_folder(samples, out: Path) -> Path:
     return out
 
 
-def edits_real(micrographs, folds) -> pd.DataFrame:
-    rows = []
+def real_projects(micrographs, folds):
+    """``(fold, project, truth)`` per fold whose quantify output exists: the held-out
+    micrographs as plain images, the fold's default quantify detections as the proposals."""
     for k, held in enumerate(folds):
         out = QUANTIFY_REAL / f"fold{k}" / "quantify" / DEFAULT_OUTPUT
         if not (out / "predictions_coco.json").is_file():
@@ -72,7 +74,12 @@ def edits_real(micrographs, folds) -> pd.DataFrame:
             continue
         truth = [m for m in micrographs if m.source_id in held]
         folder = image_folder(truth, WORK / "real" / f"fold{k}")
-        project = LabelProject(folder, proposals=out, out_dir=WORK / "real" / f"fold{k}-label")
+        yield k, LabelProject(folder, proposals=out, out_dir=WORK / "real" / f"fold{k}-label"), truth
+
+
+def edits_real(micrographs, folds) -> pd.DataFrame:
+    rows = []
+    for k, project, truth in real_projects(micrographs, folds):
         t = edits_table(project, truth)
         t.insert(0, "fold", k)
         rows.append(t)
@@ -122,7 +129,8 @@ def split_val(crops, n_val: int, seed: int):
     return [c for i, c in enumerate(crops) if i not in idx], [c for i, c in enumerate(crops) if i in idx]
 
 
-def edits_sim(device: str) -> pd.DataFrame:
+def sim_project(device: str):
+    """``(project, truth)``: 3 simulated micrographs, proposals of a detector trained on 6 others."""
     from tem_lib.simulate import preset as sim_preset
     from tem_lib.simulate import simulate
     sims = simulate(sim_preset(height=1024, width=1024, nm_per_px=1.6), 9, seed=31, workers=1)
@@ -136,8 +144,11 @@ def edits_sim(device: str) -> pd.DataFrame:
                             "24 validation crops of 6 simulated micrographs", tta_views=8, view_score=0.25,
                             calibrate=False, device=device)
     folder = image_folder(sims[6:], WORK / "sim" / "micrographs")
-    project = LabelProject(folder, model=tta, out_dir=WORK / "sim" / "label", device=device)
-    t = edits_table(project, sims[6:])
+    return LabelProject(folder, model=tta, out_dir=WORK / "sim" / "label", device=device), sims[6:]
+
+
+def edits_sim(device: str) -> pd.DataFrame:
+    t = edits_table(*sim_project(device))
     t.insert(0, "fold", "sim")
     return t
 
@@ -217,10 +228,8 @@ def summarise(edits: pd.DataFrame) -> pd.DataFrame:
                                  "edits_from_nothing"]].sum())
     summary["edits_saved"] = 1 - summary.edits_assisted / summary.edits_from_nothing
     summary["drawings_saved"] = 1 - summary.draw / summary.defects
-    # accept / reject: one key (the selection moves on); relabel: a selection and a key; an ellipse:
-    # three mouse actions (press, release, click). From nothing: one ellipse per defect
-    summary["inputs_assisted"] = summary.accept + summary.reject + 2 * summary.relabel + 3 * summary.draw
-    summary["inputs_from_nothing"] = 3 * summary.defects
+    summary["inputs_assisted"] = inputs(summary)  # keys and mouse actions (tem_lib.label.review.INPUTS)
+    summary["inputs_from_nothing"] = INPUTS["draw"] * summary.defects
     summary["inputs_saved"] = 1 - summary.inputs_assisted / summary.inputs_from_nothing
     return summary
 

@@ -243,6 +243,8 @@ def test_proposals_below_the_lowest_score_shown_are_hidden_never_saved_and_drawn
     table = min_score_table(p, [t], scores=(0.0, 0.5, 0.95)).set_index("min_score")
     assert table.loc[0.0, "reject"] == 1 and table.loc[0.0, "draw"] == 0 and table.loc[0.0, "hidden"] == 0
     assert table.loc[0.5, "edits_assisted"] == n and table.loc[0.5, "reject"] == 0
+    assert table.loc[0.5, "inputs_assisted"] == (n - low) + 3 * low  # a key per accept, 3 per drawing
+    assert table.loc[0.0, "inputs_assisted"] == (n - low) + low + 1 and table.loc[0.0, "inputs_from_nothing"] == 3 * n
     assert table.loc[0.95, "draw"] == n and table.loc[0.95, "hidden"] == n + 1
     # the widget: the box's value hides them and says so; an impossible score is refused
     w = LabelWidget(p, image=t.name)

@@ -10,6 +10,17 @@ from ..data.sample import Instance, Sample
 from .session import ImageSession
 from .shapes import outline, to_instance
 
+# What an edit costs at the keyboard and mouse in the widget: accept and reject one key (the
+# selection moves on), relabel a selection and a key, a drawing three mouse actions (an ellipse:
+# press, release, click; a polygon more). From nothing, every defect is a drawing.
+INPUTS = {"accept": 1, "reject": 1, "relabel": 2, "draw": 3}
+
+
+def inputs(edits) -> float:
+    """The keyboard and mouse actions of ``edits`` (a mapping or a table with the columns of
+    :data:`INPUTS`)."""
+    return sum(w * edits[k] for k, w in INPUTS.items())
+
 
 def pair_ious(a: list[Instance], b: list[Instance]) -> list[tuple[float, int, int]]:
     """``(IoU, i, j)`` of every pair of masks ``a[i]``, ``b[j]`` that overlap (boxes first)."""
@@ -103,9 +114,10 @@ def edits_table(project, truths: list[Sample], iou: float = 0.5, min_score: floa
 
 def min_score_table(project, truths: list[Sample], scores=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                     iou: float = 0.5):
-    """The edits of :func:`edits_table` summed over ``truths`` for each lowest score shown: a
-    higher one hides false proposals (fewer rejects) and true ones (more drawings); the row with
-    the fewest edits is the widget's ``min_score`` to start from on such micrographs."""
+    """The edits of :func:`edits_table` summed over ``truths`` for each lowest score shown, and
+    what they cost in keyboard and mouse actions (:data:`INPUTS`): a higher score hides false
+    proposals (fewer rejects) and true ones (more drawings); the row with the fewest inputs is
+    the widget's ``min_score`` to start from on such micrographs."""
     import pandas as pd
     rows = []
     for m in scores:
@@ -115,4 +127,7 @@ def min_score_table(project, truths: list[Sample], scores=(0.0, 0.3, 0.4, 0.5, 0
         rows.append({"min_score": float(m), **{k: int(v) for k, v in sums.items()}})
     table = pd.DataFrame(rows)
     table["edits_saved"] = 1 - table.edits_assisted / table.edits_from_nothing.clip(lower=1)
+    table["inputs_assisted"] = inputs(table)
+    table["inputs_from_nothing"] = INPUTS["draw"] * table.defects
+    table["inputs_saved"] = 1 - table.inputs_assisted / table.inputs_from_nothing.clip(lower=1)
     return table
