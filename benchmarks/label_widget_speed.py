@@ -29,7 +29,7 @@ from tem_lib.simulate import preset as sim_preset
 from tem_lib.simulate import simulate
 from tem_lib.utils import write_json
 
-from _common import ROOT, markdown_table, write_results
+from _common import ROOT, write_results
 
 sys.path.insert(0, str(ROOT / "tests"))
 from labelkit import stand_in  # noqa: E402
@@ -93,7 +93,7 @@ def browser_side(tmp: Path, folder: Path, proposals: Path, n_actions: int) -> tu
         page.locator(".tem-label").scroll_into_view_if_needed()
         page.wait_for_selector(".tem-label-canvas[data-view]")
         page.wait_for_function(f"{STATUS}.includes('proposals to review')")
-        t["show_s"] = time.perf_counter() - t0  # run all cells (kernel start, imports, ranking) to the drawn widget
+        t["show_s"] = time.perf_counter() - t0  # run all cells (the kernel connected: imports, ranking) to the drawn widget
         canvas = page.locator(".tem-label-canvas")
 
         def timed(kind: str, do, done: str):
@@ -119,6 +119,16 @@ def browser_side(tmp: Path, folder: Path, proposals: Path, n_actions: int) -> tu
             n_before = page.evaluate(before)
             timed("relabel", lambda: page.keyboard.press("3"),
                   f"{STATUS}.split(' edits')[0].split('; ').pop() !== '{n_before}'")
+        score = page.locator("input[data-role=min-score]")
+        for v in (0.6, 0.5, 0.7, 0.4, 0.8):  # the score box: proposals below it hidden, the status recounted
+            def typed(v=v):
+                score.fill(str(v))
+                score.press("Tab")
+            timed("score ≥ box", typed, f"{STATUS}.includes('below {v:.2f} hidden')")
+        score.fill("0")
+        score.press("Tab")
+        page.wait_for_function(f"!{STATUS}.includes('hidden')")
+        page.focus(".tem-label-canvasbox")  # the keys go to the canvas again
         page.keyboard.press("f")
         box = canvas.bounding_box()
         for _ in range(10):
@@ -163,11 +173,10 @@ outlines, journal written) {py['open_s']:.2f} s, PNG for the browser {py['png_s'
 accept with its journal rewritten {py['accept_journalled_ms']:.1f} ms.
 
 In JupyterLab (headless Chromium via Playwright, this machine's 2 cores shared by the server, the kernel and the
-browser): **{t['show_s']:.1f} s** from Run All Cells (kernel start, imports, ranking included) to the widget drawn.
+browser): **{t['show_s']:.1f} s** from Run All Cells (clicked once the kernel is connected;
+imports and ranking included) to the widget drawn.
 Per action, from the key or click to the widget's status line showing the result (a round trip to the kernel,
-which journals the edit):
-
-{markdown_table(per)}
+which journals the edit; the score box: the value typed and Tab to the recount of hidden proposals), in ms:
 """
     write_results("label_widget_speed", payload, per, notes)
     print(notes)
