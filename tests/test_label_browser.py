@@ -53,6 +53,12 @@ def canvas_point(page, x: float, y: float) -> tuple[float, float]:
     return box["x"] + tx + x * scale, box["y"] + ty + y * scale
 
 
+def selected_after(page, before: str) -> str:
+    """The canvas's selected shape once it differs from ``before`` (written on the next frame)."""
+    page.wait_for_function(f"(document.querySelector('.tem-label-canvas').dataset.selected || '') !== '{before}'")
+    return page.get_attribute(".tem-label-canvas", "data-selected")
+
+
 def test_accept_reject_draw_and_save_in_jupyterlab(tmp_path):
     why = _lab.missing()
     if why:
@@ -72,16 +78,14 @@ def test_accept_reject_draw_and_save_in_jupyterlab(tmp_path):
         page.wait_for_selector(".tem-label-canvas[data-view]")
         page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('proposals to review')")
         name = page.eval_on_selector(".tem-label select", "s => s.value")
-        canvas = page.locator(".tem-label-canvas")
         page.fill("input[data-role=min-score]", "0.5")  # the false square (scored 0.35) hidden
         page.press("input[data-role=min-score]", "Tab")
         page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('1 scoring below 0.50 hidden')")
         page.click("button[data-action=next]")
-        accepted = int(canvas.get_attribute("data-selected"))
+        accepted = int(selected_after(page, ""))  # the canvas's attributes are written when the frame is painted
         page.click("button[data-action=accept]")  # the view moves on to the next proposal
         page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('1 accepted')")
-        rejected = int(canvas.get_attribute("data-selected"))
-        assert rejected != accepted
+        rejected = int(selected_after(page, str(accepted)))
         page.click("button[data-action=reject]")
         page.wait_for_function("document.querySelector('.tem-label-status').textContent.includes('1 rejected')")
         page.click("button[data-action=polygon]")
