@@ -49,9 +49,9 @@ def summarise(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Data
     cols = ["defects", "proposals", "hidden", "accept", "relabel", "reject", "draw", "edits_assisted",
             "edits_from_nothing", "inputs_assisted", "inputs_from_nothing"]
     out = []
+    base = {d: g.sort_values(["fold", "image"]) for d, g in table[table.min_score == 0].groupby("data")}
     for (data, m), g in table.groupby(["data", "min_score"], sort=True):
         g = g.sort_values(["fold", "image"])
-        base = table[(table.data == data) & (table.min_score == 0)].sort_values(["fold", "image"])
         row = {"data": data, "min_score": m, "micrographs": len(g), **g[cols].sum().astype(int).to_dict()}
         idx = np.random.default_rng(seed).integers(0, len(g), size=(n_boot, len(g)))
         for what in ("edits", "inputs"):
@@ -59,7 +59,7 @@ def summarise(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.Data
             row[f"{what}_saved"] = 1 - a.sum() / b.sum()
             row[f"{what}_lo"], row[f"{what}_hi"] = np.percentile(1 - a[idx].sum(1) / b[idx].sum(1), [2.5, 97.5])
         # inputs saved against every proposal shown, paired by micrograph
-        a0 = base.inputs_assisted.to_numpy(float)
+        a0 = base[data].inputs_assisted.to_numpy(float)
         a, b = g.inputs_assisted.to_numpy(float), g.inputs_from_nothing.to_numpy(float)
         row["vs_all_shown"] = (a0.sum() - a.sum()) / b.sum()
         row["vs_lo"], row["vs_hi"] = np.percentile((a0[idx].sum(1) - a[idx].sum(1)) / b[idx].sum(1), [2.5, 97.5])

@@ -62,7 +62,6 @@ class LabelWidget(anywidget.AnyWidget):
         self.images = self._picker()
         self.session = None
         self.on_msg(self._on_msg)
-        self.observe(self._on_min_score, names="min_score")
         first = image or (self.images[0]["name"] if self.images else None)
         if first is not None:
             self.show_image(first)
@@ -104,6 +103,7 @@ class LabelWidget(anywidget.AnyWidget):
             raise traitlets.TraitError(f"min_score {v} is not a score (0 to 1)")
         return v
 
+    @traitlets.observe("min_score")
     def _on_min_score(self, _change) -> None:
         if self.session is not None:
             self._say(self._summary())
